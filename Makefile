@@ -1,0 +1,27 @@
+# Two entry points for users: `make book` (build the book on the mini zoo) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: book test bench lab clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build book --config _config.yml --path-output book -W --keep-going
+
+bench: $(STAMP)
+	$(PY) bench/merge_bench.py
+
+clean:
+	rm -rf book/_build book/executed

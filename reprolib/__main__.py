@@ -1,0 +1,5 @@
+import sys
+
+from reprolib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,21 @@
+"""Errors raised by reprolib. Every message names the offending file, tensor or parameter."""
+
+
+class ReprolibError(Exception):
+    """Base class of all reprolib errors."""
+
+
+class CheckpointError(ReprolibError):
+    """A checkpoint (folder or safetensors file) is missing, corrupt, pickled or inconsistent."""
+
+
+class TensorMismatchError(ReprolibError):
+    """Two checkpoints disagree on a tensor's presence, shape or dtype, or a tensor holds NaN/Inf."""
+
+
+class ConfigError(ReprolibError):
+    """A merge configuration is unreadable, names an unknown method or has an out-of-range parameter."""
+
+
+class OutputExistsError(ReprolibError):
+    """The output path already exists; reprolib never overwrites a result."""

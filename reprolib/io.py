@@ -1,0 +1,405 @@
+"""Checkpoint I/O: read HF folders tensor by tensor (row ranges, no mmap), write shards atomically.
+
+Reading uses ``os.pread`` at the offsets in the safetensors header instead of memory-mapping the
+file, so pages of the inputs never count towards the merging process's resident memory and a
+tensor can be read one block of rows at a time. Writing plans every shard's header up front (the
+shapes and dtypes are known before any value is computed) and then streams each tensor's rows to
+its offset, so no shard is ever held in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import struct
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from reprolib.errors import CheckpointError, OutputExistsError
+
+# safetensors dtype names <-> torch dtypes
+DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+FLOAT_DTYPES = {torch.float64, torch.float32, torch.float16, torch.bfloat16}
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+# Files copied from the base checkpoint next to the merged weights.
+SIDE_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor lives: file, dtype, shape and absolute byte range."""
+
+    name: str
+    file: Path
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    start: int
+    end: int
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def rows(self) -> int:
+        """Number of leading-dimension rows (1 for a scalar)."""
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def row_numel(self) -> int:
+        return math.prod(self.shape[1:]) if self.shape else 1
+
+
+def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
+    """Parse and validate a safetensors header; raise CheckpointError naming the file/tensor."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            if len(raw) < 8:
+                raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes, no header)")
+            (n,) = struct.unpack("<Q", raw)
+            if n > MAX_HEADER_BYTES or 8 + n > size:
+                raise CheckpointError(
+                    f"{path}: corrupt or truncated safetensors file (header claims {n} bytes, file has {size})"
+                )
+            header_bytes = f.read(n)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e})") from e
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt safetensors header ({e})") from e
+    metadata = header.pop("__metadata__", None) or {}
+    data_start = 8 + n
+    infos: dict[str, TensorInfo] = {}
+    data_end = 0
+    for name, entry in header.items():
+        try:
+            dtype = DTYPES[entry["dtype"]]
+            shape = tuple(int(s) for s in entry["shape"])
+            begin, end = (int(x) for x in entry["data_offsets"])
+        except KeyError as e:
+            raise CheckpointError(f"{path}: tensor '{name}' has unsupported or missing field {e}") from e
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: tensor '{name}' has a malformed header entry ({e})") from e
+        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        if end - begin != nbytes or begin < 0:
+            raise CheckpointError(
+                f"{path}: tensor '{name}' byte range [{begin}, {end}) does not match shape {list(shape)} {entry['dtype']}"
+            )
+        data_end = max(data_end, end)
+        infos[name] = TensorInfo(name, path, dtype, shape, data_start + begin, data_start + end)
+    if data_start + data_end > size:
+        culprit = max(infos.values(), key=lambda t: t.end).name
+        raise CheckpointError(
+            f"{path}: truncated safetensors file: tensor '{culprit}' ends at byte {data_start + data_end}, file has {size}"
+        )
+    return infos, metadata
+
+
+def read_tensor_rows(info: TensorInfo, row_start: int = 0, row_end: int | None = None) -> torch.Tensor:
+    """Read rows [row_start, row_end) of a tensor in its stored dtype, without mmap."""
+    row_end = info.rows if row_end is None else row_end
+    esize = torch.empty((), dtype=info.dtype).element_size()
+    row_bytes = info.row_numel * esize
+    nbytes = (row_end - row_start) * row_bytes
+    shape = ((row_end - row_start),) + info.shape[1:] if info.shape else ()
+    if nbytes == 0:
+        return torch.empty(shape, dtype=info.dtype)
+    buf = bytearray(nbytes)
+    fd = os.open(info.file, os.O_RDONLY)
+    try:
+        view = memoryview(buf)
+        got, offset = 0, info.start + row_start * row_bytes
+        while got < nbytes:
+            n = os.preadv(fd, [view[got:]], offset + got)
+            if n == 0:
+                raise CheckpointError(f"{info.file}: truncated while reading tensor '{info.name}'")
+            got += n
+    finally:
+        os.close(fd)
+    return torch.frombuffer(buf, dtype=info.dtype).reshape(shape)
+
+
+class Checkpoint:
+    """A checkpoint: an HF folder (single or sharded safetensors + index) or one .safetensors file.
+
+    Nothing is loaded until a tensor is read. Pickle checkpoints (``.bin``/``.pt``) are refused:
+    unpickling executes code; convert them to safetensors first.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise CheckpointError(f"{self.path}: checkpoint does not exist")
+        self.config: dict = {}
+        if self.path.is_file():
+            files = [self.path]
+            folder = self.path.parent
+        else:
+            folder = self.path
+            files = self._weight_files(folder)
+            cfg = folder / "config.json"
+            if cfg.exists():
+                try:
+                    self.config = json.loads(cfg.read_text())
+                except ValueError as e:
+                    raise CheckpointError(f"{cfg}: unreadable config.json ({e})") from e
+        self.folder = folder
+        self.files = files
+        self.tensors: dict[str, TensorInfo] = {}
+        for f in files:
+            infos, _ = _parse_header(f)
+            for name, info in infos.items():
+                if name in self.tensors:
+                    raise CheckpointError(f"{self.path}: tensor '{name}' is stored twice ({self.tensors[name].file.name}, {f.name})")
+                self.tensors[name] = info
+        if not self.tensors:
+            raise CheckpointError(f"{self.path}: checkpoint holds no tensors")
+
+    @staticmethod
+    def _weight_files(folder: Path) -> list[Path]:
+        index = folder / "model.safetensors.index.json"
+        if index.exists():
+            try:
+                weight_map = json.loads(index.read_text())["weight_map"]
+            except (ValueError, KeyError) as e:
+                raise CheckpointError(f"{index}: unreadable safetensors index ({e})") from e
+            files = sorted({folder / f for f in weight_map.values()})
+            missing = [str(f) for f in files if not f.exists()]
+            if missing:
+                raise CheckpointError(f"{index}: lists shard(s) that do not exist: {', '.join(missing)}")
+            return files
+        files = sorted(folder.glob("*.safetensors"))
+        if files:
+            return files
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickled:
+            raise CheckpointError(
+                f"{folder}: only pickle weights found ({', '.join(pickled)}); pickle can execute code, "
+                "so reprolib reads safetensors only. Convert once with "
+                "`transformers.AutoModel.from_pretrained(path).save_pretrained(out, safe_serialization=True)`."
+            )
+        raise CheckpointError(f"{folder}: no *.safetensors weights found")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({str(self.path)!r}, {len(self.tensors)} tensors)"
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.end - t.start for t in self.tensors.values())
+
+    def info(self, name: str) -> TensorInfo:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise CheckpointError(f"{self.path}: tensor '{name}' not found") from None
+
+    def read(self, name: str, row_start: int = 0, row_end: int | None = None) -> torch.Tensor:
+        return read_tensor_rows(self.info(name), row_start, row_end)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Load every tensor (for small models and tests)."""
+        return {name: self.read(name) for name in self.tensors}
+
+    def side_files(self) -> list[Path]:
+        return [self.folder / f for f in SIDE_FILES if (self.folder / f).exists()]
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _header_bytes(entries: list[tuple[str, torch.dtype, tuple[int, ...]]], metadata: dict) -> tuple[bytes, list[int]]:
+    """Build a safetensors header (8-byte length + JSON padded to 8 bytes) and per-tensor byte sizes."""
+    header: dict = {"__metadata__": metadata} if metadata else {}
+    offset, sizes = 0, []
+    for name, dtype, shape in entries:
+        n = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        header[name] = {"dtype": DTYPE_NAMES[dtype], "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
+        sizes.append(n)
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    return struct.pack("<Q", len(blob)) + blob, sizes
+
+
+class ShardedWriter:
+    """Stream tensors into HF-style shards whose headers are planned before any value is known.
+
+    Tensors must be written in plan order, each as one or more consecutive row blocks.
+    ``max_shard_bytes`` bounds each shard; the file names follow ``transformers``
+    (``model.safetensors`` or ``model-0000i-of-0000n.safetensors`` + ``model.safetensors.index.json``).
+    """
+
+    def __init__(self, folder: Path, entries: list[tuple[str, torch.dtype, tuple[int, ...]]],
+                 max_shard_bytes: int = 2 * 1024**3, metadata: dict | None = None):
+        self.folder = Path(folder)
+        self.metadata = {"format": "pt", **(metadata or {})}
+        shards: list[list] = [[]]
+        size = 0
+        for e in entries:
+            n = math.prod(e[2]) * torch.empty((), dtype=e[1]).element_size()
+            if shards[-1] and size + n > max_shard_bytes:
+                shards.append([])
+                size = 0
+            shards[-1].append(e)
+            size += n
+        count = len(shards)
+        self.shards = []
+        for i, shard_entries in enumerate(shards):
+            fname = "model.safetensors" if count == 1 else f"model-{i + 1:05d}-of-{count:05d}.safetensors"
+            self.shards.append((fname, shard_entries))
+        self._order = [(fname, name, dtype, shape) for fname, es in self.shards for name, dtype, shape in es]
+        self._pos = 0
+        self._file = None
+        self._file_name: str | None = None
+        self._remaining = 0
+        self._sizes: dict[str, int] = {}
+        self.total_bytes = 0
+
+    def _open(self, fname: str) -> None:
+        if self._file is not None:
+            self._file.close()
+        entries = next(es for f, es in self.shards if f == fname)
+        header, sizes = _header_bytes(entries, self.metadata)
+        self._sizes.update({e[0]: s for e, s in zip(entries, sizes)})
+        self._file = open(self.folder / fname, "wb")
+        self._file.write(header)
+        self._file_name = fname
+
+    def write(self, name: str, block: torch.Tensor, last: bool) -> None:
+        """Append one row block of tensor ``name``; ``last`` marks its final block."""
+        fname, expected, dtype, shape = self._order[self._pos]
+        if name != expected:
+            raise RuntimeError(f"ShardedWriter: got tensor '{name}', expected '{expected}' next")
+        if block.dtype != dtype:
+            raise RuntimeError(f"ShardedWriter: tensor '{name}' has dtype {block.dtype}, planned {dtype}")
+        if self._file_name != fname:
+            self._open(fname)
+            self._remaining = self._sizes[name]
+        elif self._remaining == 0:
+            self._remaining = self._sizes[name]
+        data = block.contiguous().reshape(-1).view(torch.uint8).numpy() if block.numel() else b""
+        nbytes = len(data)
+        if nbytes > self._remaining:
+            raise RuntimeError(f"ShardedWriter: tensor '{name}' received more bytes than its shape {list(shape)}")
+        self._file.write(memoryview(data))
+        self._remaining -= nbytes
+        self.total_bytes += nbytes
+        if last:
+            if self._remaining:
+                raise RuntimeError(f"ShardedWriter: tensor '{name}' is {self._remaining} bytes short")
+            self._pos += 1
+
+    def close(self) -> list[str]:
+        """Close the last shard, write the index for sharded output, return the file names."""
+        if self._pos != len(self._order):
+            raise RuntimeError(f"ShardedWriter: {len(self._order) - self._pos} tensors were never written")
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        names = [f for f, _ in self.shards]
+        if len(names) > 1:
+            index = {
+                "metadata": {"total_size": self.total_bytes},
+                "weight_map": {name: f for f, es in self.shards for name, _, _ in es},
+            }
+            (self.folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True))
+        return names
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@contextmanager
+def atomic_output_dir(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling folder that is renamed to ``out`` only if the block succeeds.
+
+    Refuses an ``out`` that already exists. On any exception (including KeyboardInterrupt) the
+    temporary folder is removed, so nothing half-written is ever left behind.
+    """
+    out = Path(out)
+    if out.exists():
+        raise OutputExistsError(f"{out}: output path already exists; choose a new path or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out.exists():
+            raise OutputExistsError(f"{out}: output path appeared while merging; refusing to overwrite")
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def sha256_file(path: str | os.PathLike, block: int = 8 * 1024 * 1024) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checkpoint_hashes(ckpt: Checkpoint) -> dict[str, str]:
+    """sha256 of every weight file and config of a checkpoint, keyed by file name."""
+    files = list(ckpt.files) + [p for p in ckpt.side_files() if p.name == "config.json"]
+    return {p.name: sha256_file(p) for p in files}
+
+
+def package_versions() -> dict[str, str]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("reprolib", "torch", "safetensors", "transformers", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,421 @@
+"""The streaming merge engine, and the in-memory path it is tested against.
+
+``merge(spec, out)`` reads every input one row block at a time (``block_elems`` float32 entries per
+model), computes in float32 on ``device``, casts to the output dtype and streams the block into a
+pre-planned shard. Peak memory is a few blocks per model plus the interpreter, whatever the model
+size. Statistics that need a whole tensor or the whole model (top-k thresholds, LATA's per-layer
+cosines) are gathered in extra read passes with bounded memory (:mod:`reprolib.merge.topk`).
+Everything is written to a temporary folder that is renamed to ``out`` only when complete.
+
+``merge_state_dicts`` does the same on in-memory state dicts with whole tensors and
+``torch.kthvalue`` thresholds; tests require both paths to agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from reprolib.errors import ConfigError, OutputExistsError, TensorMismatchError
+from reprolib.io import (
+    FLOAT_DTYPES,
+    Checkpoint,
+    ShardedWriter,
+    TensorInfo,
+    atomic_output_dir,
+    read_tensor_rows,
+    checkpoint_hashes,
+    package_versions,
+)
+from reprolib.merge.registry import Block, Method, get_method
+from reprolib.merge.topk import TopKSelector, magnitude_threshold
+from reprolib.vectors import LayerCosine, layer_cosines, layer_of
+
+OUT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# config.json keys that must agree between merged checkpoints
+ARCH_KEYS = ("model_type", "architectures", "vocab_size", "hidden_size", "num_hidden_layers",
+             "num_attention_heads", "num_key_value_heads", "intermediate_size")
+TIED_HEAD = ("lm_head.weight", "model.embed_tokens.weight")
+
+
+@dataclass
+class MergeSpec:
+    """A resolved merge: method, inputs by role, parameters, output dtype and seed."""
+
+    method: str
+    models: list[str]
+    model_params: list[dict] = field(default_factory=list)
+    base_model: str | None = None
+    target_model: str | None = None     # PTM θ_G / Safety Arithmetic's target; default: base_model
+    instruct_model: str | None = None   # LATA θ_instruct
+    params: dict = field(default_factory=dict)
+    dtype: str | None = None            # output dtype; default: the reference model's
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.model_params:
+            self.model_params = [{} for _ in self.models]
+        if len(self.model_params) != len(self.models):
+            raise ConfigError("models and model_params differ in length")
+        if self.dtype is not None and self.dtype not in OUT_DTYPES:
+            raise ConfigError(f"parameter 'dtype' = {self.dtype!r} is not one of {sorted(OUT_DTYPES)}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"parameter 'seed' = {self.seed!r} must be a non-negative integer")
+
+
+# ----------------------------------------------------------------------------- preparation
+
+
+@dataclass
+class _Inputs:
+    method: Method
+    params: dict
+    model_params: list[dict]
+    models: list            # Checkpoints (streaming) or state dicts (in memory)
+    base: Any
+    target: Any
+    instruct: Any
+
+    @property
+    def reference(self) -> Checkpoint:
+        return self.target or self.base or self.models[0]
+
+    def roles(self) -> Iterator[tuple[str, Checkpoint]]:
+        for role in ("base", "target", "instruct"):
+            ck = getattr(self, role)
+            if ck is not None:
+                yield role, ck
+        for i, ck in enumerate(self.models):
+            yield f"models[{i}]", ck
+
+
+def _open_inputs(spec: MergeSpec) -> _Inputs:
+    method = get_method(spec.method)
+    params, model_params = method.resolve(spec.params, spec.model_params, where=f"method '{spec.method}'")
+    for role, needed in (("base_model", method.needs_base), ("instruct_model", method.needs_instruct)):
+        if needed and not getattr(spec, role):
+            raise ConfigError(f"method '{spec.method}' needs '{role}'")
+    if method.needs_target and not (spec.target_model or spec.base_model):
+        raise ConfigError(f"method '{spec.method}' needs 'target_model' (or 'base_model')")
+    base = Checkpoint(spec.base_model) if spec.base_model else None
+    target = None
+    if method.needs_target:
+        target = Checkpoint(spec.target_model) if spec.target_model else base
+    instruct = Checkpoint(spec.instruct_model) if method.needs_instruct else None
+    models = [Checkpoint(m) for m in spec.models]
+    inputs = _Inputs(method, params, model_params, models, base if method.needs_base else None, target, instruct)
+    _check_architectures(inputs)
+    return inputs
+
+
+def _check_architectures(inputs: _Inputs) -> None:
+    ref = inputs.reference
+    for role, ck in inputs.roles():
+        if not ck.config or not ref.config:
+            continue
+        for key in ARCH_KEYS:
+            a, b = ref.config.get(key), ck.config.get(key)
+            if a is not None and b is not None and a != b:
+                raise TensorMismatchError(
+                    f"{role} {ck.path}: config '{key}' = {b!r} differs from {ref.path}'s {a!r}; "
+                    "these checkpoints are not the same architecture"
+                )
+
+
+def _tied(ck: Checkpoint) -> bool:
+    return bool(ck.config.get("tie_word_embeddings", False))
+
+
+def _lookup(ck: Checkpoint, name: str, role: str) -> TensorInfo:
+    """The tensor ``name`` of ``ck``; a missing tied ``lm_head.weight`` reads the input embedding."""
+    if name in ck.tensors:
+        return ck.tensors[name]
+    if name == TIED_HEAD[0] and _tied(ck) and TIED_HEAD[1] in ck.tensors:
+        return ck.tensors[TIED_HEAD[1]]
+    raise TensorMismatchError(f"{role} {ck.path}: tensor '{name}' is missing (the reference model has it)")
+
+
+def _plan(inputs: _Inputs, out_dtype: str | None) -> list[tuple[str, dict[str, TensorInfo], torch.dtype]]:
+    """For each output tensor: the input TensorInfo per role and the output dtype; checks shapes/dtypes."""
+    ref = inputs.reference
+    for role, ck in inputs.roles():
+        extra = sorted(set(ck.tensors) - set(ref.tensors))
+        if extra:
+            raise TensorMismatchError(
+                f"{role} {ck.path}: tensor '{extra[0]}' is not in {ref.path}"
+                + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+            )
+    plan = []
+    for name in ref.tensors:
+        infos = {}
+        ref_info = ref.tensors[name]
+        for role, ck in inputs.roles():
+            info = _lookup(ck, name, role)
+            if info.shape != ref_info.shape:
+                raise TensorMismatchError(
+                    f"tensor '{name}': shape {list(info.shape)} in {role} {ck.path} differs from "
+                    f"{list(ref_info.shape)} in {ref.path}"
+                )
+            if info.dtype != ref_info.dtype:
+                raise TensorMismatchError(
+                    f"tensor '{name}': dtype {info.dtype} in {role} {ck.path} differs from "
+                    f"{ref_info.dtype} in {ref.path}"
+                )
+            infos[role] = info
+        is_float = ref_info.dtype in FLOAT_DTYPES
+        dtype = OUT_DTYPES[out_dtype] if (out_dtype and is_float) else ref_info.dtype
+        plan.append((name, infos, dtype))
+    return plan
+
+
+# ----------------------------------------------------------------------------- reading blocks
+
+
+def _read_f32(info: TensorInfo, r0: int, r1: int, role: str, device: str) -> torch.Tensor:
+    x = read_tensor_rows(info, r0, r1).to(device=device, dtype=torch.float32)
+    if not torch.isfinite(x).all():
+        raise TensorMismatchError(f"{role} {info.file}: tensor '{info.name}' contains NaN or Inf")
+    return x
+
+
+def _row_ranges(info: TensorInfo, block_elems: int) -> list[tuple[int, int]]:
+    rows = max(1, block_elems // max(1, info.row_numel))
+    return [(r, min(r + rows, info.rows)) for r in range(0, info.rows, rows)] or [(0, 0)]
+
+
+def _make_block(inputs: _Inputs, name: str, get, r0: int, r1: int, row_numel: int, numel: int,
+                seed: int, extra: dict, thresholds: list) -> Block:
+    """Assemble a Block; ``get(role)`` returns that role's float32 rows [r0, r1)."""
+    lw = extra.get("layer_weights")
+    return Block(
+        name=name, numel=numel, start=r0 * row_numel, end=r1 * row_numel,
+        base=get("base") if inputs.base is not None else None,
+        target=get("target") if inputs.target is not None else None,
+        instruct=get("instruct") if inputs.instruct is not None else None,
+        models=[get(f"models[{i}]") for i in range(len(inputs.models))],
+        params=inputs.params, model_params=inputs.model_params, seed=seed, extra=extra,
+        layer_weights=[w[layer_of(name)] for w in lw] if lw else None,
+        thresholds=thresholds,
+    )
+
+
+# ----------------------------------------------------------------------------- statistics passes
+
+
+def _layer_weight_pass(inputs: _Inputs, plan, block_elems: int, device: str, seed: int, extra: dict,
+                       progress: bool) -> None:
+    """LATA: per-layer cos(τ_i, τ_instruct) per model, then the method's layer weights."""
+    accs = [LayerCosine() for _ in inputs.models]
+    for name, infos, _ in tqdm(plan, desc="layer cosines", unit="tensor", disable=not progress):
+        ref = infos["base"]
+        if ref.dtype not in FLOAT_DTYPES:
+            continue
+        for r0, r1 in _row_ranges(ref, block_elems):
+            blk = _make_block(inputs, name, lambda role: _read_f32(infos[role], r0, r1, role, device),
+                              r0, r1, ref.row_numel, ref.numel, seed, {}, [])
+            instr = blk.instruct - blk.base
+            for acc, v in zip(accs, blk.task_vectors()):
+                acc.add(name, v, instr)
+    extra["layer_cosines"] = [acc.cosines() for acc in accs]
+    extra["layer_weights"] = inputs.method.layer_weights(inputs.params, extra["layer_cosines"])
+
+
+def _densities(inputs: _Inputs) -> list[float] | None:
+    if inputs.method.density is None:
+        return None
+    return [inputs.method.density(inputs.params, mp) for mp in inputs.model_params]
+
+
+def _global_threshold_pass(inputs: _Inputs, plan, block_elems, device, seed, extra, progress) -> list[float]:
+    """Whole-model top-k (TIES paper): exact thresholds over every float tensor of each τ_i."""
+    densities = _densities(inputs)
+    total = sum(infos["base" if inputs.base else "models[0]"].numel for _, infos, _ in plan
+                if infos["models[0]"].dtype in FLOAT_DTYPES)
+    sels = [TopKSelector(total, d) for d in densities]
+    while any(s.needs_pass() for s in sels):
+        for name, infos, _ in tqdm(plan, desc="global top-k", unit="tensor", disable=not progress):
+            ref = infos["models[0]"]
+            if ref.dtype not in FLOAT_DTYPES:
+                continue
+            for r0, r1 in _row_ranges(ref, block_elems):
+                blk = _make_block(inputs, name, lambda role: _read_f32(infos[role], r0, r1, role, device),
+                                  r0, r1, ref.row_numel, ref.numel, seed, extra, [])
+                for s, v in zip(sels, inputs.method.vectors(blk)):
+                    if s.needs_pass():
+                        s.add(v)
+        for s in sels:
+            if s.needs_pass():
+                s.end_pass()
+    return [s.threshold for s in sels]
+
+
+# ----------------------------------------------------------------------------- the streaming merge
+
+
+def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: int = 1 << 22,
+          max_shard_bytes: int = 2 * 1024**3, progress: bool = True, hash_inputs: bool = True) -> Path:
+    """Merge the checkpoints of ``spec`` into the new HF folder ``out``; return its path.
+
+    Writes weights (sharded safetensors + index when over ``max_shard_bytes``), the reference
+    model's config/tokenizer files and ``provenance.json`` (input sha256, method, resolved
+    parameters, seed, derived statistics, package versions). Refuses an existing ``out``.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.exists():
+        raise OutputExistsError(f"{out}: output path already exists; choose a new path or remove it")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"parameter 'device' = {device!r} but no CUDA device is available; use 'cpu'")
+    if block_elems < 1:
+        raise ConfigError(f"parameter 'block_elems' = {block_elems} must be positive")
+    inputs = _open_inputs(spec)
+    plan = _plan(inputs, spec.dtype)
+    method = inputs.method
+    extra = method.setup(inputs.params, len(inputs.models), spec.seed) if method.setup else {}
+    if method.needs_instruct:
+        _layer_weight_pass(inputs, plan, block_elems, device, spec.seed, extra, progress)
+    densities = _densities(inputs)
+    global_thr = None
+    if densities is not None and inputs.params.get("topk_scope") == "model":
+        global_thr = _global_threshold_pass(inputs, plan, block_elems, device, spec.seed, extra, progress)
+        extra["global_thresholds"] = global_thr
+    ref_role = "target" if inputs.target is not None else ("base" if inputs.base is not None else "models[0]")
+
+    with atomic_output_dir(out) as tmp:
+        writer = ShardedWriter(tmp, [(n, d, infos[ref_role].shape) for n, infos, d in plan],
+                               max_shard_bytes=max_shard_bytes, metadata={"reprolib_method": spec.method})
+        try:
+            for name, infos, out_dt in tqdm(plan, desc=f"merge ({spec.method})", unit="tensor", disable=not progress):
+                ref = infos[ref_role]
+                ranges = _row_ranges(ref, block_elems)
+                if ref.dtype not in FLOAT_DTYPES:  # integer buffers: copied from the reference model
+                    for j, (r0, r1) in enumerate(ranges):
+                        writer.write(name, read_tensor_rows(ref, r0, r1), last=j == len(ranges) - 1)
+                    continue
+
+                def block_at(r0, r1, thresholds):
+                    return _make_block(inputs, name, lambda role: _read_f32(infos[role], r0, r1, role, device),
+                                       r0, r1, ref.row_numel, ref.numel, spec.seed, extra, thresholds)
+
+                thresholds = _tensor_thresholds(inputs, densities, global_thr, ranges, block_at)
+                for j, (r0, r1) in enumerate(ranges):
+                    blk = block_at(r0, r1, thresholds)
+                    merged = method.combine(blk, method.vectors(blk))
+                    writer.write(name, merged.to(out_dt).cpu(), last=j == len(ranges) - 1)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        ref_ck = inputs.reference if inputs.base is None or inputs.target is not None else inputs.base
+        for f in ref_ck.side_files():
+            shutil.copy2(f, tmp / f.name)
+        prov = _provenance(spec, inputs, extra, hash_inputs)
+        (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
+    if progress:
+        tqdm.write(f"merged {len(plan)} tensors into {out} in {time.perf_counter() - t0:.1f} s")
+    return out
+
+
+def _tensor_thresholds(inputs: _Inputs, densities, global_thr, ranges, block_at) -> list:
+    """Per-model trim thresholds for one tensor: global ones, or exact per-tensor top-k."""
+    if densities is None:
+        return []
+    if global_thr is not None:
+        return list(global_thr)
+    if len(ranges) == 1:  # whole tensor in one block: direct kthvalue
+        blk = block_at(*ranges[0], [])
+        return [magnitude_threshold(v, d) for v, d in zip(inputs.method.vectors(blk), densities)]
+    sels = [TopKSelector(block_at(*ranges[0], []).numel, d) for d in densities]
+    while any(s.needs_pass() for s in sels):
+        for r0, r1 in ranges:
+            for s, v in zip(sels, inputs.method.vectors(block_at(r0, r1, []))):
+                if s.needs_pass():
+                    s.add(v)
+        for s in sels:
+            if s.needs_pass():
+                s.end_pass()
+    return [s.threshold for s in sels]
+
+
+def _provenance(spec: MergeSpec, inputs: _Inputs, extra: dict, hash_inputs: bool) -> dict:
+    models = []
+    for role, ck in inputs.roles():
+        entry = {"role": role, "path": str(ck.path)}
+        if hash_inputs:
+            entry["sha256"] = checkpoint_hashes(ck)
+        models.append(entry)
+    stats = {k: v for k, v in extra.items() if k in ("layer_cosines", "layer_weights", "lambdas", "global_thresholds")}
+    return {
+        "method": spec.method,
+        "parameters": inputs.params,
+        "model_parameters": inputs.model_params,
+        "spec": asdict(spec),
+        "inputs": models,
+        "seed": spec.seed,
+        "statistics": stats,
+        "versions": package_versions(),
+    }
+
+
+# ----------------------------------------------------------------------------- in-memory path
+
+
+def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: dict | None = None,
+                      target: dict | None = None, instruct: dict | None = None, params: dict | None = None,
+                      model_params: list[dict] | None = None, seed: int = 0,
+                      out_dtype: torch.dtype | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Merge in-memory state dicts with whole tensors; return (merged state dict, statistics).
+
+    The reference for the streaming engine and the fast path for small models: thresholds come
+    from ``torch.kthvalue`` on whole tensors (or on the concatenated model for ``topk_scope: model``).
+    Float tensors are merged in float32 and cast back to ``out_dtype`` or their own dtype.
+    """
+    m = get_method(method)
+    params, mps = m.resolve(params or {}, model_params or [{} for _ in models], where=f"method '{method}'")
+    inputs = _Inputs(m, params, mps, list(models), base if m.needs_base else None,
+                     (target if target is not None else base) if m.needs_target else None,
+                     instruct if m.needs_instruct else None)
+    sds = {"base": inputs.base, "target": inputs.target, "instruct": inputs.instruct}
+    sds.update({f"models[{i}]": sd for i, sd in enumerate(models)})
+    ref = inputs.target if inputs.target is not None else (inputs.base if inputs.base is not None else models[0])
+    extra = m.setup(params, len(models), seed) if m.setup else {}
+    float_names = [n for n, t in ref.items() if t.dtype in FLOAT_DTYPES]
+
+    def whole(name):
+        t = ref[name]
+        return _make_block(inputs, name, lambda role: sds[role][name].float(), 0, t.shape[0] if t.dim() else 1,
+                           t[0].numel() if t.dim() else 1, t.numel(), seed, extra, [])
+
+    if m.needs_instruct:
+        cos = [layer_cosines({n: models[i][n].float() - base[n].float() for n in float_names},
+                             {n: instruct[n].float() - base[n].float() for n in float_names}) for i in range(len(models))]
+        extra["layer_cosines"] = cos
+        extra["layer_weights"] = m.layer_weights(params, cos)
+    densities = _densities(inputs)
+    global_thr = None
+    if densities is not None and params.get("topk_scope") == "model":
+        per_model = [[] for _ in models]
+        for name in float_names:
+            for acc, v in zip(per_model, m.vectors(whole(name))):
+                acc.append(v.reshape(-1))
+        global_thr = [magnitude_threshold(torch.cat(vs), d) for vs, d in zip(per_model, densities)]
+        extra["global_thresholds"] = global_thr
+    merged = {}
+    for name, t in ref.items():
+        if t.dtype not in FLOAT_DTYPES:
+            merged[name] = t.clone()
+            continue
+        blk = whole(name)
+        vs = m.vectors(blk)
+        if densities is not None:
+            blk.thresholds = list(global_thr) if global_thr else [magnitude_threshold(v, d) for v, d in zip(vs, densities)]
+        merged[name] = m.combine(blk, vs).to(out_dtype or t.dtype)
+    return merged, extra

@@ -1,0 +1,195 @@
+"""Merge methods: one short pure function each, over float32 tensors of one shape.
+
+Notation: θ_base the model task vectors start from, τ_i = θ_i − θ_base, w_i a per-model weight,
+λ a global scale, ρ (``density``) the fraction of entries KEPT, p (``drop_rate``) the fraction
+DROPPED. Functions are elementwise given their thresholds/masks, so the streaming engine can call
+them on row blocks and get the same bits as on whole tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Sequence
+
+import torch
+
+from reprolib.merge.topk import magnitude_threshold
+from reprolib.vectors import task_vector  # noqa: F401  (re-exported: τ = θ_ft − θ_base)
+
+Tensor = torch.Tensor
+
+
+def _weighted_sum(tensors: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    stacked = torch.stack(list(tensors), dim=0)
+    w = torch.tensor(list(weights), dtype=stacked.dtype, device=stacked.device)
+    return (stacked * w.view((-1,) + (1,) * (stacked.dim() - 1))).sum(dim=0)
+
+
+# ----------------------------------------------------------------------------- linear family
+
+
+def weighted_average(params: Sequence[Tensor], weights: Sequence[float], normalize: bool = True) -> Tensor:
+    """Linear interpolation / model soup: Σ w_i θ_i / Σ w_i (Wortsman et al. 2022, eq. 1).
+
+    With two models and weights (1 − t, t) this is the linear interpolation of Merge to Learn §3.
+    ``normalize=False`` returns the plain weighted sum.
+    """
+    out = _weighted_sum(params, weights)
+    if normalize:
+        total = float(sum(weights))
+        if total == 0.0:
+            raise ValueError("weighted_average: weights sum to zero")
+        out = out / total
+    return out
+
+
+def task_arithmetic(base: Tensor, task_vectors: Sequence[Tensor], weights: Sequence[float], scale: float = 1.0) -> Tensor:
+    """θ = θ_base + λ Σ_i w_i τ_i (Ilharco et al. 2023, eq. 1 with per-task weights)."""
+    return base + scale * _weighted_sum(task_vectors, weights)
+
+
+def wise_ft(theta_zero: Tensor, theta_ft: Tensor, alpha: float) -> Tensor:
+    """WiSE-FT: θ = (1 − α) θ_0 + α θ_ft (Wortsman et al. 2022b, eq. 1)."""
+    return (1.0 - alpha) * theta_zero + alpha * theta_ft
+
+
+def ptm(general: Tensor, skill_vectors: Sequence[Tensor], omegas: Sequence[float]) -> Tensor:
+    """Parallel-train-then-merge: θ = θ_G + Σ_d ω_d τ_d, τ_d = θ_skill,d − θ_pre (Merge to Learn §3)."""
+    return general + _weighted_sum(skill_vectors, omegas)
+
+
+def omega_heuristic(skill_size: float, general_size: float) -> float:
+    """Merge to Learn's weight heuristic ω = |D| / |G|: the skill mix's size over the general mix's.
+
+    Sizes are in the same unit (the paper counts training instances).
+    """
+    if skill_size <= 0 or general_size <= 0:
+        raise ValueError(f"omega_heuristic: sizes must be positive (|D|={skill_size}, |G|={general_size})")
+    return skill_size / general_size
+
+
+# ----------------------------------------------------------------------------- pruning and TIES
+
+
+def magnitude_prune(x: Tensor, density: float, threshold: float | None = None) -> Tensor:
+    """Keep entries with |x| ≥ the k-th largest |x|, k = int(ρ·numel); zero the rest.
+
+    ``threshold`` may be supplied (whole-model top-k, or a streamed exact value). With ties at the
+    threshold more than k entries survive (PEFT's ``topk`` keeps exactly k); on continuous values
+    the two agree exactly.
+    """
+    if threshold is None:
+        threshold = magnitude_threshold(x, density)
+    if threshold == 0.0:
+        return x
+    return x * (x.abs() >= threshold)
+
+
+def elect_sign_mask(trimmed: Tensor) -> Tensor:
+    """TIES step 2 (Yadav et al. 2023, eq. 2): γ = sgn(Σ_t τ̂_t), by total mass, γ = +1 where the sum is 0.
+
+    ``trimmed`` is stacked on dim 0. Returns the mask of entries that agree with γ (zeros never agree).
+    """
+    elected = torch.where(trimmed.sum(dim=0) >= 0, 1.0, -1.0)
+    return trimmed.sign() == elected
+
+
+def disjoint_mean(values: Tensor, agree: Tensor, weights: Sequence[float] | None = None,
+                  divisor: str = "count") -> Tensor:
+    """TIES step 3 (eq. 3): Σ over models whose entry agrees with the elected sign, divided by
+
+    ``"count"`` — the number of agreeing models (TIES paper, PEFT; the default);
+    ``"weights"`` — Σ w_i over agreeing models (mergekit ``normalize: true``);
+    ``"none"`` — no division (mergekit ``normalize: false``).
+    """
+    kept = (values * agree).sum(dim=0)
+    if divisor == "none":
+        return kept
+    if divisor == "weights":
+        w = torch.tensor(list(weights), dtype=values.dtype, device=values.device)
+        total = (agree * w.view((-1,) + (1,) * (values.dim() - 1))).sum(dim=0)
+        return kept / torch.where(total.abs() < 1e-8, torch.ones_like(total), total)
+    return kept / torch.clamp(agree.sum(dim=0), min=1.0)
+
+
+def ties_vector(task_vectors: Sequence[Tensor], weights: Sequence[float], density: float,
+                thresholds: Sequence[float] | None = None, divisor: str = "count") -> Tensor:
+    """TIES merged task vector τ_m (Yadav et al. 2023, Alg. 1): trim, elect sign, disjoint mean.
+
+    Conventions (PEFT's, which the TIES paper's unweighted case reduces to): the sign is elected
+    from the *unweighted* trimmed vectors; weights multiply the values in the disjoint mean's
+    numerator; the divisor is the count of agreeing models (see :func:`disjoint_mean`).
+    """
+    if thresholds is None:
+        thresholds = [None] * len(task_vectors)
+    trimmed = torch.stack([magnitude_prune(t, density, thr) for t, thr in zip(task_vectors, thresholds)])
+    agree = elect_sign_mask(trimmed)
+    w = torch.tensor(list(weights), dtype=trimmed.dtype, device=trimmed.device)
+    weighted = trimmed * w.view((-1,) + (1,) * (trimmed.dim() - 1))
+    return disjoint_mean(weighted, agree, weights, divisor)
+
+
+def ties(base: Tensor, task_vectors: Sequence[Tensor], weights: Sequence[float], density: float,
+         scale: float = 1.0, thresholds: Sequence[float] | None = None, divisor: str = "count") -> Tensor:
+    """θ = θ_base + λ τ_m with τ_m from :func:`ties_vector` (TIES eq. 4)."""
+    return base + scale * ties_vector(task_vectors, weights, density, thresholds, divisor)
+
+
+# ----------------------------------------------------------------------------- DARE
+
+DARE_BLOCK = 1 << 20  # mask entries drawn per generator; fixes the byte layout of every mask
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A 63-bit seed from (seed, keys...) via sha256: independent of iteration order and process."""
+    h = hashlib.sha256(repr((int(seed),) + tuple(str(k) for k in keys)).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def dare_mask(name: str, numel: int, keep: float, seed: int, start: int = 0, end: int | None = None,
+              model: str | int = 0) -> Tensor:
+    """Bernoulli(keep) mask for flat entries [start, end) of tensor ``name`` of model ``model``.
+
+    Entries are drawn in fixed blocks of ``DARE_BLOCK``; block b uses a generator seeded with
+    ``derive_seed(seed, model, name, b)``. The mask therefore depends only on (seed, model, tensor
+    name, position): not on tensor order, block size of the reader or the number of threads.
+    """
+    end = numel if end is None else end
+    parts = []
+    for b in range(start // DARE_BLOCK, (max(end, 1) - 1) // DARE_BLOCK + 1):
+        lo, hi = b * DARE_BLOCK, min((b + 1) * DARE_BLOCK, numel)
+        g = torch.Generator().manual_seed(derive_seed(seed, model, name, b))
+        block = torch.bernoulli(torch.full((hi - lo,), float(keep)), generator=g)
+        parts.append(block[max(start, lo) - lo: min(end, hi) - lo])
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def dare(task_vector: Tensor, drop_rate: float, mask: Tensor) -> Tensor:
+    """DARE (Yu et al. 2024, eq. 2): τ̃ = (m ⊙ τ) / (1 − p), m ~ Bernoulli(1 − p) given as ``mask``."""
+    if drop_rate == 0.0:
+        return task_vector
+    return task_vector * mask.reshape(task_vector.shape).to(task_vector.device) / (1.0 - drop_rate)
+
+
+# ----------------------------------------------------------------------------- safety arithmetic
+
+
+def safety_arithmetic(target: Tensor, harm_vector: Tensor, scale: float, density: float = 1.0,
+                      threshold: float | None = None) -> Tensor:
+    """Safety Arithmetic's harm direction removal (Hazra et al. 2024, eq. 2–3).
+
+    θ_safe = θ_target − λ · τ_H', with τ_H = θ_harmful − θ_base and τ_H' its top-ρ magnitude
+    entries (ρ = ``density``; 1.0 keeps all, i.e. plain task-arithmetic negation).
+    """
+    return target - scale * magnitude_prune(harm_vector, density, threshold)
+
+
+def check_unit_interval(name: str, value: float, open_low: bool = False, open_high: bool = False) -> None:
+    """Raise ValueError naming ``name`` unless value lies in [0, 1] (ends optionally open)."""
+    lo_ok = value > 0 if open_low else value >= 0
+    hi_ok = value < 1 if open_high else value <= 1
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and lo_ok and hi_ok):
+        lo = "(0" if open_low else "[0"
+        hi = "1)" if open_high else "1]"
+        raise ValueError(f"parameter '{name}' = {value!r} is outside {lo}, {hi}")

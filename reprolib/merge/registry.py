@@ -1,0 +1,252 @@
+"""Registry: method name → pure functions + parameter schema + validation.
+
+A method is described by
+* ``params`` (global) and ``model_params`` (per model, e.g. ``weight``, ``density``) with ranges;
+* ``vectors(block)`` — the task vectors it works on, e.g. τ_i, DARE-masked τ_i or LATA's pure
+  vectors (computed per row block, so top-k thresholds can be streamed over exactly these);
+* ``density(params, model_params)`` — the fraction kept by a magnitude trim, or None when the
+  method does not trim;
+* ``combine(block, vectors)`` — the merged parameters of the block.
+
+Both the streaming engine (:mod:`reprolib.merge.engine`) and the in-memory path
+(:func:`reprolib.merge.engine.merge_state_dicts`) drive methods only through this interface.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from reprolib.errors import ConfigError
+from reprolib.merge import methods as M
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: type, default and allowed range (``low``/``high`` inclusive unless open)."""
+
+    name: str
+    kind: type
+    default: Any
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple | None = None
+
+    def validate(self, value: Any, where: str) -> Any:
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: parameter '{self.name}' must be true/false, got {value!r}")
+            return value
+        if not isinstance(value, self.kind) or isinstance(value, bool):
+            raise ConfigError(f"{where}: parameter '{self.name}' must be {self.kind.__name__}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{where}: parameter '{self.name}' = {value!r} is not one of {list(self.choices)}")
+        if self.kind in (int, float):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: parameter '{self.name}' = {value!r} is not finite")
+            lo_bad = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+            hi_bad = self.high is not None and (value >= self.high if self.open_high else value > self.high)
+            if lo_bad or hi_bad:
+                lo = "-inf" if self.low is None else f"{'(' if self.open_low else '['}{self.low}"
+                hi = "inf" if self.high is None else f"{self.high}{')' if self.open_high else ']'}"
+                raise ConfigError(f"{where}: parameter '{self.name}' = {value!r} is outside {lo}, {hi}")
+        return value
+
+
+@dataclass
+class Block:
+    """A row block of one tensor, with everything a method needs to merge it (all float32)."""
+
+    name: str
+    numel: int            # elements of the whole tensor
+    start: int            # flat range of this block within the tensor
+    end: int
+    base: torch.Tensor | None
+    target: torch.Tensor | None
+    models: list[torch.Tensor]
+    params: dict
+    model_params: list[dict]
+    seed: int = 0
+    instruct: torch.Tensor | None = None          # LATA: θ_instruct
+    layer_weights: list[float] | None = None       # LATA: weight of this tensor's layer, per model
+    thresholds: list[float | None] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)      # method-level constants (e.g. M³'s λ)
+
+    def task_vectors(self) -> list[torch.Tensor]:
+        return [m - self.base for m in self.models]
+
+    def weights(self) -> list[float]:
+        return [mp["weight"] for mp in self.model_params]
+
+    def dare_masked(self, vectors: Sequence[torch.Tensor], drop_rate: float) -> list[torch.Tensor]:
+        keep = 1.0 - drop_rate
+        return [
+            M.dare(v, drop_rate, M.dare_mask(self.name, self.numel, keep, self.seed, self.start, self.end, model=i))
+            for i, v in enumerate(vectors)
+        ]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    doc: str
+    combine: Callable[[Block, list[torch.Tensor]], torch.Tensor]
+    vectors: Callable[[Block], list[torch.Tensor]] = Block.task_vectors
+    params: tuple[Param, ...] = ()
+    model_params: tuple[Param, ...] = ()
+    density: Callable[[dict, dict], float | None] | None = None
+    min_models: int = 1
+    max_models: int | None = None
+    needs_base: bool = True
+    needs_target: bool = False     # PTM / Safety Arithmetic add to a model other than the base
+    needs_instruct: bool = False   # LATA
+    random: bool = False
+    setup: Callable[[dict, int, int], dict] | None = None   # (params, n_models, seed) -> Block.extra
+    # LATA: (params, per-model {layer: cosine}) -> per-model {layer: weight}
+    layer_weights: Callable[[dict, list[dict]], list[dict]] | None = None
+
+    def resolve(self, params: dict, model_params: list[dict], where: str = "config") -> tuple[dict, list[dict]]:
+        """Validate parameters, fill defaults; unknown names are errors."""
+        known = {p.name: p for p in self.params}
+        per_model = {p.name: p for p in self.model_params}
+        out = {}
+        for key in params:
+            if key not in known and key not in per_model:
+                raise ConfigError(f"{where}: method '{self.name}' has no parameter '{key}' (known: {sorted(known) + sorted(per_model)})")
+        for p in self.params:
+            out[p.name] = p.validate(params.get(p.name, p.default), where)
+        resolved_models = []
+        for i, mp in enumerate(model_params):
+            for key in mp:
+                if key not in per_model:
+                    raise ConfigError(f"{where}: models[{i}]: method '{self.name}' has no per-model parameter '{key}' (known: {sorted(per_model)})")
+            r = {}
+            for p in self.model_params:
+                r[p.name] = p.validate(mp.get(p.name, params.get(p.name, p.default)), f"{where}: models[{i}]")
+            resolved_models.append(r)
+        n = len(resolved_models)
+        if n < self.min_models or (self.max_models is not None and n > self.max_models):
+            want = f"{self.min_models}" if self.max_models == self.min_models else f"{self.min_models}..{self.max_models or 'n'}"
+            raise ConfigError(f"{where}: method '{self.name}' takes {want} models, got {n}")
+        return out, resolved_models
+
+
+REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown merge method '{name}' (known: {', '.join(sorted(REGISTRY))})") from None
+
+
+# ----------------------------------------------------------------------------- common parameters
+
+WEIGHT = Param("weight", float, 1.0, "per-model weight w_i")
+DENSITY = Param("density", float, 1.0, "fraction of entries KEPT by the magnitude trim (TIES k)", low=0.0, high=1.0)
+SCALE = Param("lambda", float, 1.0, "global scale λ of the merged task vector")
+SCOPE = Param("topk_scope", str, "tensor",
+              "'tensor': top-k within each tensor (mergekit/PEFT); 'model': over the whole task vector (TIES paper)",
+              choices=("tensor", "model"))
+DIVISOR = Param("divisor", str, "count", "disjoint-mean divisor: 'count' (TIES paper), 'weights' or 'none' (mergekit normalize true/false)",
+                choices=("count", "weights", "none"))
+DROP = Param("drop_rate", float, 0.0, "DARE drop rate p (fraction DROPPED)", low=0.0, high=1.0, open_high=True)
+
+
+def _per_model_density(params: dict, mp: dict) -> float:
+    return mp["density"]
+
+
+def _with_dare(block: Block) -> list[torch.Tensor]:
+    return block.dare_masked(block.task_vectors(), block.params["drop_rate"])
+
+
+# ----------------------------------------------------------------------------- linear family
+
+register(Method(
+    "linear", M.weighted_average.__doc__,
+    combine=lambda b, _: M.weighted_average(b.models, b.weights(), b.params["normalize"]),
+    vectors=lambda b: [],
+    params=(Param("normalize", bool, True, "divide by Σ w_i"),),
+    model_params=(WEIGHT,), needs_base=False,
+))
+
+register(Method(
+    "task_arithmetic", M.task_arithmetic.__doc__,
+    combine=lambda b, vs: M.task_arithmetic(b.base, vs, b.weights(), b.params["lambda"]),
+    params=(SCALE,), model_params=(WEIGHT,),
+))
+
+register(Method(
+    "wise_ft", M.wise_ft.__doc__,
+    combine=lambda b, _: M.wise_ft(b.base, b.models[0], b.params["alpha"]),
+    vectors=lambda b: [],
+    params=(Param("alpha", float, 0.5, "mixing coefficient α (0 = θ_0, 1 = θ_ft)", low=0.0, high=1.0),),
+    min_models=1, max_models=1,
+))
+
+register(Method(
+    "ptm", M.ptm.__doc__,
+    combine=lambda b, vs: M.ptm(b.target, vs, b.weights()),
+    model_params=(Param("weight", float, 1.0, "ω_d, e.g. omega_heuristic(|D|, |G|)"),),
+    needs_target=True,
+))
+
+register(Method(
+    "safety_arithmetic", M.safety_arithmetic.__doc__,
+    combine=lambda b, vs: M.safety_arithmetic(b.target, vs[0], b.params["lambda"], b.model_params[0]["density"], b.thresholds[0]),
+    params=(SCALE, SCOPE), model_params=(DENSITY,),
+    density=_per_model_density, min_models=1, max_models=1, needs_target=True,
+))
+
+# ----------------------------------------------------------------------------- sparsifying family
+
+register(Method(
+    "magnitude_prune",
+    "θ = θ_base + λ Σ w_i trim_ρ(τ_i): magnitude pruning of each task vector, then task arithmetic (PEFT `magnitude_prune`).",
+    combine=lambda b, vs: b.base + b.params["lambda"] * M._weighted_sum(
+        [M.magnitude_prune(v, mp["density"], t) for v, mp, t in zip(vs, b.model_params, b.thresholds)], b.weights()),
+    params=(SCALE, SCOPE), model_params=(WEIGHT, DENSITY), density=_per_model_density,
+))
+
+
+def _ties_combine(b: Block, vs: list[torch.Tensor]) -> torch.Tensor:
+    """TIES over ``vs`` with the per-model trim thresholds the engine computed (per tensor or whole model)."""
+    return M.ties(b.base, vs, b.weights(), density=1.0, scale=b.params["lambda"], thresholds=b.thresholds,
+                  divisor=b.params["divisor"])
+
+
+register(Method(
+    "ties", M.ties_vector.__doc__ + "\n\nθ = θ_base + λ τ_m (TIES eq. 4).",
+    combine=_ties_combine,
+    params=(SCALE, SCOPE, DIVISOR), model_params=(WEIGHT, DENSITY), density=_per_model_density, min_models=1,
+))
+
+register(Method(
+    "dare_linear", M.dare.__doc__ + "\n\nθ = θ_base + λ Σ w_i DARE_p(τ_i).",
+    combine=lambda b, vs: M.task_arithmetic(b.base, vs, b.weights(), b.params["lambda"]),
+    vectors=_with_dare, params=(SCALE, DROP), model_params=(WEIGHT,), random=True,
+))
+
+register(Method(
+    "dare_ties",
+    "DARE, then TIES (Yu et al. 2024 §4): each τ_i is DARE-masked and rescaled with drop rate p, then "
+    "trimmed to its top-k magnitudes (k = ``density``; 1.0 = no trim, PEFT's `dare_ties`), signs are "
+    "elected and the disjoint mean is scaled by λ.",
+    combine=_ties_combine, vectors=_with_dare,
+    params=(SCALE, DROP, SCOPE, DIVISOR), model_params=(WEIGHT, DENSITY), density=_per_model_density, random=True,
+))

@@ -1,0 +1,142 @@
+"""Merge methods against independent computations: PEFT's merge_utils and hand-worked cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from peft.utils import merge_utils as peft
+
+from reprolib.merge import methods as M
+from reprolib.merge.topk import TopKSelector, magnitude_threshold
+
+
+@pytest.fixture
+def vectors():
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(48, 37, generator=g) * s for s in (1.0, 0.5, 2.0)]
+
+
+WEIGHTS = [0.7, 1.0, 0.4]
+
+
+def test_task_arithmetic_matches_peft(vectors):
+    base = torch.randn(48, 37)
+    ours = M.task_arithmetic(base, vectors, WEIGHTS, scale=1.0) - base
+    assert torch.allclose(ours, peft.task_arithmetic(vectors, torch.tensor(WEIGHTS)), atol=1e-6)
+    assert torch.equal(M._weighted_sum(vectors, WEIGHTS), peft.task_arithmetic(vectors, torch.tensor(WEIGHTS)))
+
+
+@pytest.mark.parametrize("density", [0.1, 0.3, 0.7, 0.95])
+def test_magnitude_prune_matches_peft(vectors, density):
+    for v in vectors:
+        assert torch.equal(M.magnitude_prune(v, density), peft.prune(v, density, "magnitude"))
+    ours = M._weighted_sum([M.magnitude_prune(v, density) for v in vectors], WEIGHTS)
+    assert torch.equal(ours, peft.magnitude_prune(vectors, torch.tensor(WEIGHTS), density))
+
+
+@pytest.mark.parametrize("density", [0.2, 0.5, 0.7, 0.9])
+def test_ties_matches_peft(vectors, density):
+    ours = M.ties_vector(vectors, WEIGHTS, density)
+    theirs = peft.ties(vectors, torch.tensor(WEIGHTS), density)
+    assert torch.equal(ours, theirs)
+    # and not trivially: trimming changed something and the result is not plain task arithmetic
+    assert not torch.allclose(ours, peft.task_arithmetic(vectors, torch.tensor(WEIGHTS)))
+
+
+def test_ties_hand_worked():
+    # two models, 4 entries, keep top 50% of each
+    a = torch.tensor([3.0, -1.0, 0.5, -4.0])
+    b = torch.tensor([-2.0, 2.0, 0.1, -1.0])
+    # trim: a → [3, 0, 0, -4]; b → [-2, 2, 0, 0]; elected: [+, +, +(0), -]
+    # agree: a [T, F, F, T]; b [F, T, F, F] → mean: [3, 2, 0, -4]
+    assert torch.equal(M.ties_vector([a, b], [1.0, 1.0], 0.5), torch.tensor([3.0, 2.0, 0.0, -4.0]))
+    # weights in the numerator, divisor = count (PEFT) vs Σ weights (mergekit normalize: true)
+    assert torch.equal(M.ties_vector([a, b], [2.0, 1.0], 0.5), torch.tensor([6.0, 2.0, 0.0, -8.0]))
+    assert torch.equal(M.ties_vector([a, b], [2.0, 1.0], 0.5, divisor="weights"), torch.tensor([3.0, 2.0, 0.0, -4.0]))
+    assert torch.equal(M.ties_vector([a, a], [1.0, 1.0], 1.0, divisor="none"), 2 * a)
+
+
+def test_dare_matches_peft_with_the_same_generator(vectors):
+    v = vectors[0]
+    seed = M.derive_seed(7, 0, "w", 0)
+    torch.manual_seed(seed)
+    theirs = peft.prune(v, 0.7, "random", rescale=True)
+    ours = M.dare(v, 0.3, M.dare_mask("w", v.numel(), 0.7, 7))
+    assert torch.equal(ours, theirs)
+
+
+def test_dare_ties_matches_peft_when_no_trim(vectors):
+    masked = []
+    for i, v in enumerate(vectors):
+        masked.append(M.dare(v, 0.4, M.dare_mask("w", v.numel(), 0.6, 3, model=i)))
+    ours = M.ties_vector(masked, WEIGHTS, 1.0)
+    # PEFT draws its masks from the global generator in model order: reproduce those draws
+    theirs_masked = []
+    for i, v in enumerate(vectors):
+        torch.manual_seed(M.derive_seed(3, i, "w", 0))
+        theirs_masked.append(peft.prune(v, 0.6, "random", rescale=True))
+    assert all(torch.equal(a, b) for a, b in zip(masked, theirs_masked))
+    stacked = torch.stack(theirs_masked)
+    sign = peft.calculate_majority_sign_mask(stacked)
+    theirs = peft.disjoint_merge(stacked * torch.tensor(WEIGHTS).view(-1, 1, 1), sign)
+    assert torch.equal(ours, theirs)
+
+
+def test_dare_mask_statistics_and_rescale():
+    n = 300_000
+    mask = M.dare_mask("t", n, 0.7, 0)
+    assert abs(mask.mean().item() - 0.7) < 0.005
+    v = torch.ones(n)
+    out = M.dare(v, 0.3, mask)
+    assert out.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]
+    assert abs(out.mean().item() - 1.0) < 0.01  # DARE preserves the expectation
+
+
+def test_dare_mask_depends_only_on_seed_name_position():
+    n = 3 * M.DARE_BLOCK + 123
+    whole = M.dare_mask("layer.w", n, 0.5, 11)
+    pieces = torch.cat([M.dare_mask("layer.w", n, 0.5, 11, s, min(s + 777_777, n)) for s in range(0, n, 777_777)])
+    assert torch.equal(whole, pieces)
+    assert not torch.equal(whole, M.dare_mask("layer.w", n, 0.5, 12))
+    assert not torch.equal(whole, M.dare_mask("other.w", n, 0.5, 11))
+    assert not torch.equal(whole, M.dare_mask("layer.w", n, 0.5, 11, model=1))
+
+
+def test_linear_wise_ft_ptm_safety_hand_worked():
+    a, b = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 6.0])
+    assert torch.equal(M.weighted_average([a, b], [1.0, 3.0]), torch.tensor([2.5, 5.0]))
+    assert torch.equal(M.weighted_average([a, b], [1.0, 3.0], normalize=False), torch.tensor([10.0, 20.0]))
+    assert torch.equal(M.wise_ft(a, b, 0.25), torch.tensor([1.5, 3.0]))
+    assert torch.equal(M.wise_ft(a, b, 0.0), a) and torch.equal(M.wise_ft(a, b, 1.0), b)
+    g = torch.tensor([10.0, 10.0])
+    assert torch.equal(M.ptm(g, [a, b], [0.5, 0.25]), torch.tensor([11.25, 12.5]))
+    assert M.omega_heuristic(25_000, 100_000) == 0.25
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        M.omega_heuristic(0, 10)
+    harm = torch.tensor([0.1, -3.0, 2.0, 0.0])
+    target = torch.zeros(4)
+    assert torch.equal(M.safety_arithmetic(target, harm, 1.0), -harm)
+    assert torch.equal(M.safety_arithmetic(target, harm, 0.5, density=0.5), torch.tensor([0.0, 1.5, -1.0, 0.0]))
+
+
+@pytest.mark.parametrize("density", [0.0, 1e-6, 0.05, 0.5, 0.9, 1.0])
+def test_streamed_topk_threshold_equals_kthvalue(density):
+    g = torch.Generator().manual_seed(1)
+    x = torch.cat([torch.randn(200_001, generator=g), torch.zeros(5000), torch.full((300,), 2.5)])
+    sel = TopKSelector(x.numel(), density)
+    passes = 0
+    while sel.needs_pass():
+        for block in x.split(65_537):
+            sel.add(block)
+        sel.end_pass()
+        passes += 1
+    expected = magnitude_threshold(x, density)
+    assert sel.threshold == expected
+    assert passes <= 2
+    k = int(density * x.numel())
+    if 0 < k < x.numel():
+        assert (x.abs() > expected).sum() < k <= (x.abs() >= expected).sum()
+    else:
+        assert expected == (math.inf if k == 0 else 0.0)
