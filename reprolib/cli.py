@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     pm.add_argument("config", help="merge YAML (merge_method, base_model, models, parameters, dtype, seed)")
     pm.add_argument("--out", required=True, help="output folder (must not exist)")
     pm.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
-    pm.add_argument("--block-elems", type=int, default=1 << 22, help="float32 entries per model per block (memory bound)")
+    pm.add_argument("--block-elems", type=int, default=1 << 20, help="float32 entries per model per block (memory bound)")
     pm.add_argument("--max-shard-size", default="2GB", help="largest output shard, e.g. 2GB, 500MB")
     pm.add_argument("--no-progress", action="store_true", help="no progress bars")
     pm.add_argument("--no-hash", action="store_true", help="skip sha256 of inputs in provenance.json")

@@ -14,7 +14,6 @@ Everything is written to a temporary folder that is renamed to ``out`` only when
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -260,7 +259,7 @@ def _global_threshold_pass(inputs: _Inputs, plan, block_elems, device, seed, ext
 # ----------------------------------------------------------------------------- the streaming merge
 
 
-def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: int = 1 << 22,
+def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: int = 1 << 20,
           max_shard_bytes: int = 2 * 1024**3, progress: bool = True, hash_inputs: bool = True) -> Path:
     """Merge the checkpoints of ``spec`` into the new HF folder ``out``; return its path.
 

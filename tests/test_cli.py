@@ -1,0 +1,81 @@
+"""`reprolib merge CONFIG.yaml --out DIR` on mergekit-style YAML."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reprolib.cli import main
+from reprolib.io import Checkpoint
+from reprolib.merge import merge_state_dicts
+
+MERGEKIT_TIES = """\
+merge_method: ties
+base_model: {base}
+models:
+  - model: {base}          # mergekit lists the base too; it is not merged into itself
+  - model: {math}
+    parameters:
+      weight: 1.0
+      density: 0.7
+  - model: {code}
+    parameters:
+      weight: 0.5
+      density: 0.5
+parameters:
+  lambda: 0.9
+dtype: float32
+"""
+
+MERGEKIT_TA = """\
+merge_method: task_arithmetic
+base_model: {base}
+models:
+  - model: {math}
+    parameters: {{weight: 0.6}}
+  - model: {code}
+    parameters: {{weight: 0.4}}
+dtype: bf16
+"""
+
+
+def _sd(path):
+    return Checkpoint(path).state_dict()
+
+
+@pytest.mark.parametrize("text,method,params,model_params,dtype", [
+    (MERGEKIT_TIES, "ties", {"lambda": 0.9}, [{"weight": 1.0, "density": 0.7}, {"weight": 0.5, "density": 0.5}], torch.float32),
+    (MERGEKIT_TA, "task_arithmetic", {}, [{"weight": 0.6}, {"weight": 0.4}], torch.bfloat16),
+])
+def test_merge_yaml(family, tmp_path, text, method, params, model_params, dtype):
+    cfg = tmp_path / "merge.yaml"
+    cfg.write_text(text.format(**{k: str(v) for k, v in family.items()}))
+    out = tmp_path / "merged"
+    assert main(["merge", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    got = _sd(out)
+    want, _ = merge_state_dicts(method, [_sd(family["math"]), _sd(family["code"])], base=_sd(family["base"]),
+                                params=params, model_params=model_params, out_dtype=dtype)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert all(t.dtype == dtype for t in got.values())
+
+
+def test_cli_subprocess_reports_errors(family, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"merge_method: ties\nbase_model: {family['base']}\nmodels: [{family['math']}]\n"
+                   "parameters: {density: 2.0}\n")
+    proc = subprocess.run([sys.executable, "-m", "reprolib", "merge", str(cfg), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "density" in proc.stderr and "2.0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_methods_listing(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ("task_arithmetic", "ties", "dare_ties", "ptm", "wise_ft", "linear", "safety_arithmetic"):
+        assert f"\n{name}\n" in f"\n{out}"
