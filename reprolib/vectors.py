@@ -8,13 +8,13 @@ family                     example parameter                           layer key
 Llama / Gemma-2 / Mistral  ``model.layers.7.mlp.up_proj.weight``        ``layers.7``
 GPT-2                      ``transformer.h.7.attn.c_attn.weight``       ``h.7``
 T5                         ``encoder.block.7.layer.0.SelfAttention.q``  ``encoder.block.7``
-ViT / BERT                 ``vit.encoder.layer.7.attention.query``      ``layer.7``
+ViT / BERT                 ``vit.encoder.layer.7.attention.query``      ``encoder.layer.7``
 =========================  ==========================================  ==================
 
 Parameters outside the blocks form three explicit groups: ``embed`` (token/position embeddings,
 ``embed_tokens``, ``wte``, ``wpe``, ``shared``, ``embeddings``), ``head`` (``lm_head``, classifier)
 and ``other`` (final norms and anything else). How each merge method treats these groups is
-written in its docstring (LATA: see :func:`reprolib.merge.methods.lata_layer_weights`).
+written in its docstring (LATA drops them by default: see ``non_block`` in the ``lata`` registry entry).
 """
 
 from __future__ import annotations

@@ -27,6 +27,17 @@ CASES = [
     ("dare_linear", {"drop_rate": 0.3}, None, {}),
     ("dare_ties", {"drop_rate": 0.1, "density": 0.9}, None, {}),
     ("dare_ties", {"drop_rate": 0.3, "density": 0.7, "topk_scope": "model"}, None, {"n": 3}),
+    ("lata", {"scheme": "linear"}, None, {"n": 3}),
+    ("lata", {"scheme": "log", "non_block": "rank", "lambda": 1.5}, None, {}),
+    ("lata", {"scheme": "threshold", "sigma": 0.5}, [{"weight": -1.0}], {"n": 1, "target": "code"}),
+    ("lata", {"scheme": "linear", "combine": "ties", "density": 0.7}, None, {"n": 3}),
+    ("lata", {"scheme": "log", "combine": "dare", "drop_rate": 0.3}, None, {}),
+    ("lata", {"scheme": "linear", "combine": "dare_ties", "drop_rate": 0.1, "density": 0.9, "topk_scope": "model"}, None, {}),
+    ("m3", {"alpha": 0.5}, None, {}),
+    ("m3", {"direction": "pseries", "p": 1.0, "scale": 1.7}, None, {"n": 3}),
+    ("m3", {"combine": "ties", "density": 0.5, "alpha": 2.0}, None, {}),
+    ("m3", {"combine": "dare", "drop_rate": 0.3, "interpolation": 0.3, "scale": 2.0}, None, {}),
+    ("m3", {"combine": "dare_ties", "drop_rate": 0.2, "density": 0.7, "direction": "dirichlet"}, None, {"n": 3}),
 ]
 
 
@@ -108,6 +119,8 @@ def _digest(folder):
 @pytest.mark.parametrize("method,params", [
     ("dare_linear", {"drop_rate": 0.5}),
     ("dare_ties", {"drop_rate": 0.3, "density": 0.8}),
+    ("m3", {"alpha": 0.5}),
+    ("m3", {"combine": "dare_ties", "drop_rate": 0.3, "density": 0.8, "alpha": 1.0}),
 ])
 def test_same_seed_same_bytes(family, tmp_path, method, params):
     a = merge(_spec(family, method, params, None, {}, seed=5), tmp_path / "a", block_elems=1000, progress=False)

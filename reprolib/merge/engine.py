@@ -105,10 +105,11 @@ def _open_inputs(spec: MergeSpec) -> _Inputs:
     if method.needs_target and not (spec.target_model or spec.base_model):
         raise ConfigError(f"method '{spec.method}' needs 'target_model' (or 'base_model')")
     base = Checkpoint(spec.base_model) if spec.base_model else None
+    instruct = Checkpoint(spec.instruct_model) if method.needs_instruct else None
     target = None
     if method.needs_target:
-        target = Checkpoint(spec.target_model) if spec.target_model else base
-    instruct = Checkpoint(spec.instruct_model) if method.needs_instruct else None
+        default = instruct if method.default_target == "instruct" else base
+        target = Checkpoint(spec.target_model) if spec.target_model else default
     models = [Checkpoint(m) for m in spec.models]
     inputs = _Inputs(method, params, model_params, models, base if method.needs_base else None, target, instruct)
     _check_architectures(inputs)
@@ -228,15 +229,17 @@ def _layer_weight_pass(inputs: _Inputs, plan, block_elems: int, device: str, see
 
 
 def _densities(inputs: _Inputs) -> list[float] | None:
+    """Per-model fraction kept by the method's magnitude trim, or None when it does not trim."""
     if inputs.method.density is None:
         return None
-    return [inputs.method.density(inputs.params, mp) for mp in inputs.model_params]
+    densities = [inputs.method.density(inputs.params, mp) for mp in inputs.model_params]
+    return None if any(d is None for d in densities) else densities
 
 
 def _global_threshold_pass(inputs: _Inputs, plan, block_elems, device, seed, extra, progress) -> list[float]:
     """Whole-model top-k (TIES paper): exact thresholds over every float tensor of each τ_i."""
     densities = _densities(inputs)
-    total = sum(infos["base" if inputs.base else "models[0]"].numel for _, infos, _ in plan
+    total = sum(infos["models[0]"].numel for _, infos, _ in plan
                 if infos["models[0]"].dtype in FLOAT_DTYPES)
     sels = [TopKSelector(total, d) for d in densities]
     while any(s.needs_pass() for s in sels):
@@ -304,7 +307,7 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
                     return _make_block(inputs, name, lambda role: _read_f32(infos[role], r0, r1, role, device),
                                        r0, r1, ref.row_numel, ref.numel, spec.seed, extra, thresholds)
 
-                thresholds = _tensor_thresholds(inputs, densities, global_thr, ranges, block_at)
+                thresholds = _tensor_thresholds(inputs, densities, global_thr, ranges, ref.numel, block_at)
                 for j, (r0, r1) in enumerate(ranges):
                     blk = block_at(r0, r1, thresholds)
                     merged = method.combine(blk, method.vectors(blk))
@@ -323,7 +326,7 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
     return out
 
 
-def _tensor_thresholds(inputs: _Inputs, densities, global_thr, ranges, block_at) -> list:
+def _tensor_thresholds(inputs: _Inputs, densities, global_thr, ranges, numel: int, block_at) -> list:
     """Per-model trim thresholds for one tensor: global ones, or exact per-tensor top-k."""
     if densities is None:
         return []
@@ -332,7 +335,7 @@ def _tensor_thresholds(inputs: _Inputs, densities, global_thr, ranges, block_at)
     if len(ranges) == 1:  # whole tensor in one block: direct kthvalue
         blk = block_at(*ranges[0], [])
         return [magnitude_threshold(v, d) for v, d in zip(inputs.method.vectors(blk), densities)]
-    sels = [TopKSelector(block_at(*ranges[0], []).numel, d) for d in densities]
+    sels = [TopKSelector(numel, d) for d in densities]
     while any(s.needs_pass() for s in sels):
         for r0, r1 in ranges:
             for s, v in zip(sels, inputs.method.vectors(block_at(r0, r1, []))):
@@ -379,8 +382,9 @@ def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: 
     """
     m = get_method(method)
     params, mps = m.resolve(params or {}, model_params or [{} for _ in models], where=f"method '{method}'")
+    default_target = instruct if m.default_target == "instruct" else base
     inputs = _Inputs(m, params, mps, list(models), base if m.needs_base else None,
-                     (target if target is not None else base) if m.needs_target else None,
+                     (target if target is not None else default_target) if m.needs_target else None,
                      instruct if m.needs_instruct else None)
     sds = {"base": inputs.base, "target": inputs.target, "instruct": inputs.instruct}
     sds.update({f"models[{i}]": sd for i, sd in enumerate(models)})

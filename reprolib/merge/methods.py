@@ -177,19 +177,90 @@ def dare(task_vector: Tensor, drop_rate: float, mask: Tensor) -> Tensor:
 
 def safety_arithmetic(target: Tensor, harm_vector: Tensor, scale: float, density: float = 1.0,
                       threshold: float | None = None) -> Tensor:
-    """Safety Arithmetic's harm direction removal (Hazra et al. 2024, eq. 2–3).
+    """Safety Arithmetic's parameter-space step, harm direction removal (Hazra et al. 2024, §3).
 
     θ_safe = θ_target − λ · τ_H', with τ_H = θ_harmful − θ_base and τ_H' its top-ρ magnitude
-    entries (ρ = ``density``; 1.0 keeps all, i.e. plain task-arithmetic negation).
+    entries (ρ = ``density``; 1.0 keeps all, i.e. plain task-arithmetic negation). The LATA paper
+    uses it as a baseline without restating the formula; its second step (in-context activation
+    steering with strength α) acts on activations at inference and is not a weight merge.
     """
     return target - scale * magnitude_prune(harm_vector, density, threshold)
 
 
-def check_unit_interval(name: str, value: float, open_low: bool = False, open_high: bool = False) -> None:
-    """Raise ValueError naming ``name`` unless value lies in [0, 1] (ends optionally open)."""
-    lo_ok = value > 0 if open_low else value >= 0
-    hi_ok = value < 1 if open_high else value <= 1
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and lo_ok and hi_ok):
-        lo = "(0" if open_low else "[0"
-        hi = "1)" if open_high else "1]"
-        raise ValueError(f"parameter '{name}' = {value!r} is outside {lo}, {hi}")
+
+
+# ----------------------------------------------------------------------------- LATA
+
+
+def lata_ranks(cosines: dict[str, float]) -> dict[str, int]:
+    """LATA ranks r_i ∈ 1..L (§3 Step 3): the layer MOST similar to the instruction vector gets
+    rank 1, the least similar rank L. Equal cosines are ranked by layer order (earlier → lower rank)."""
+    order = sorted(cosines, key=lambda layer: -cosines[layer])  # stable: ties keep layer order
+    return {layer: i + 1 for i, layer in enumerate(order)}
+
+
+def lata_layer_weights(cosines: dict[str, float], scheme: str, sigma: float = 0.95) -> dict[str, float]:
+    """Per-layer weights of LATA's pure vector from cos(τ_comp^i, τ_instr^i) (eq. 6).
+
+    ``linear`` — Linear-Drop-by-Rank, w_i = r_i / L (eq. 8);
+    ``log`` — Logarithmic-Drop-by-Rank, w_i = log_L(r_i) (eq. 9; the most similar layer gets 0);
+    ``threshold`` — Drop-with-Threshold, w_i = 0 if cos ≥ σ else 1 (eq. 10).
+    ``cosines`` holds the layers that are ranked (L = len(cosines)).
+    """
+    if scheme == "threshold":
+        return {layer: 0.0 if c >= sigma else 1.0 for layer, c in cosines.items()}
+    ranks = lata_ranks(cosines)
+    L = len(ranks)
+    if scheme == "linear":
+        return {layer: r / L for layer, r in ranks.items()}
+    if scheme == "log":
+        if L == 1:
+            return {layer: 1.0 for layer in ranks}
+        return {layer: math.log(r) / math.log(L) for layer, r in ranks.items()}
+    raise ValueError(f"parameter 'scheme' = {scheme!r} is not one of ['linear', 'log', 'threshold']")
+
+
+def lata_pure_vector(task_vector: Tensor, layer_weight: float) -> Tensor:
+    """τ'^i = w_i τ^i with τ = θ_ft − θ_pre (LATA eq. 7–10) for the tensors of layer i."""
+    return task_vector * layer_weight
+
+
+# ----------------------------------------------------------------------------- M³
+
+
+def m3_beta_lambda(alpha: float, seed: int) -> float:
+    """λ ~ Beta(α, α) (M³ eq. 3), drawn from a generator seeded by ``derive_seed(seed, 'm3')``."""
+    import numpy as np
+
+    if not alpha > 0:
+        raise ValueError(f"parameter 'alpha' = {alpha!r} must be > 0")
+    return float(np.random.default_rng(derive_seed(seed, "m3")).beta(alpha, alpha))
+
+
+def m3_dirichlet_lambdas(alpha: float, n: int, seed: int) -> list[float]:
+    """λ ~ Dirichlet(α, …, α): the n-model extension of eq. 3 that the M³ paper mentions (§3.3)
+    but replaces by the p-series; offered for completeness, not used by the paper."""
+    import numpy as np
+
+    return [float(x) for x in np.random.default_rng(derive_seed(seed, "m3")).dirichlet([alpha] * n)]
+
+
+def pseries_lambdas(n: int, p: float) -> list[float]:
+    """λ_k = k^(−p) / Σ_j j^(−p), k = 1..n, models sorted by task dominance (M³ eq. 4)."""
+    raw = [k ** (-p) for k in range(1, n + 1)]
+    total = sum(raw)
+    return [r / total for r in raw]
+
+
+def m3_merge(base: Tensor, task_vectors: Sequence[Tensor], lambdas: Sequence[float], scale: float = 1.0) -> Tensor:
+    """θ_M = θ_pre + s Σ_k λ_k δ_k with Σ λ_k = 1 (M³ eq. 2; eq. 3 for two models)."""
+    return base + scale * _weighted_sum(task_vectors, lambdas)
+
+
+def m3_ties(base: Tensor, task_vectors: Sequence[Tensor], lambdas: Sequence[float], scale: float = 1.0,
+            thresholds: Sequence[float] | None = None, density: float = 1.0) -> Tensor:
+    """TIES with M³'s disjoint merge (M³ App. H, Fig. 6): trim and elect signs as TIES does; where
+    both vectors keep an entry it becomes λ τ_1 + (1 − λ) τ_2, where one does it keeps that value.
+    For n models: Σ_{k agrees} λ_k τ_k / Σ_{k agrees} λ_k (reduces to the two-model rule).
+    The result is scaled by s (TIES's scaling term)."""
+    return ties(base, task_vectors, lambdas, density, scale, thresholds, divisor="weights")

@@ -39,6 +39,8 @@ class Param:
     choices: tuple | None = None
 
     def validate(self, value: Any, where: str) -> Any:
+        if value is None and self.default is None:
+            return None
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if self.kind is bool:
@@ -112,6 +114,8 @@ class Method:
     setup: Callable[[dict, int, int], dict] | None = None   # (params, n_models, seed) -> Block.extra
     # LATA: (params, per-model {layer: cosine}) -> per-model {layer: weight}
     layer_weights: Callable[[dict, list[dict]], list[dict]] | None = None
+    default_target: str = "base"   # the model merged vectors are added to when no target_model is given
+    check: Callable[[dict, list[dict]], None] | None = None   # cross-parameter validation
 
     def resolve(self, params: dict, model_params: list[dict], where: str = "config") -> tuple[dict, list[dict]]:
         """Validate parameters, fill defaults; unknown names are errors."""
@@ -136,6 +140,11 @@ class Method:
         if n < self.min_models or (self.max_models is not None and n > self.max_models):
             want = f"{self.min_models}" if self.max_models == self.min_models else f"{self.min_models}..{self.max_models or 'n'}"
             raise ConfigError(f"{where}: method '{self.name}' takes {want} models, got {n}")
+        if self.check is not None:
+            try:
+                self.check(out, resolved_models)
+            except ConfigError as e:
+                raise ConfigError(f"{where}: {e}") from None
         return out, resolved_models
 
 
@@ -249,4 +258,125 @@ register(Method(
     "elected and the disjoint mean is scaled by λ.",
     combine=_ties_combine, vectors=_with_dare,
     params=(SCALE, DROP, SCOPE, DIVISOR), model_params=(WEIGHT, DENSITY), density=_per_model_density, random=True,
+))
+
+
+# ----------------------------------------------------------------------------- LATA
+
+COMBINE = Param("combine", str, "ta", "how the vectors are merged: ta | ties | dare | dare_ties",
+                choices=("ta", "ties", "dare", "dare_ties"))
+
+
+def _trims(params: dict, mp: dict) -> float | None:
+    return mp["density"] if params["combine"] in ("ties", "dare_ties") else None
+
+
+def _check_combine(params: dict, model_params: list[dict]) -> None:
+    """density only with a TIES combine, drop_rate only with a DARE one."""
+    if params["combine"] not in ("ties", "dare_ties") and any(mp["density"] != 1.0 for mp in model_params):
+        raise ConfigError(f"parameter 'density' needs combine: ties or dare_ties (combine is '{params['combine']}')")
+    if params["combine"] not in ("dare", "dare_ties") and params["drop_rate"] != 0.0:
+        raise ConfigError(f"parameter 'drop_rate' needs combine: dare or dare_ties (combine is '{params['combine']}')")
+
+
+def _lata_weights(params: dict, cosines: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Per model: LATA weights of the transformer blocks; non-block groups (embed, head, other)
+    get weight 0 (``non_block: drop``, the default: LATA's task vector is τ = {τ^1, …, τ^L} over
+    the L blocks, so the target keeps its own embeddings, final norm and head), 1 (``keep``) or
+    are ranked like blocks (``rank``, L = blocks + non-block groups)."""
+    from reprolib.vectors import is_block
+
+    out = []
+    for cos in cosines:
+        ranked = cos if params["non_block"] == "rank" else {k: v for k, v in cos.items() if is_block(k)}
+        weights = M.lata_layer_weights(ranked, params["scheme"], params["sigma"])
+        fill = 0.0 if params["non_block"] == "drop" else 1.0
+        out.append({layer: weights.get(layer, fill) for layer in cos})
+    return out
+
+
+def _lata_vectors(b: Block) -> list[torch.Tensor]:
+    pure = [M.lata_pure_vector(m - b.instruct, w) for m, w in zip(b.models, b.layer_weights)]
+    if b.params["combine"] in ("dare", "dare_ties"):
+        pure = b.dare_masked(pure, b.params["drop_rate"])
+    return pure
+
+
+def _lata_combine(b: Block, vs: list[torch.Tensor]) -> torch.Tensor:
+    """θ' = θ_target + λ Σ_i λ_i τ'_i (LATA eq. 11; eq. 12 with a negative weight), or TIES on τ'."""
+    if b.params["combine"] in ("ties", "dare_ties"):
+        return _ties_combine(b, vs)
+    return M.task_arithmetic(b.target, vs, b.weights(), b.params["lambda"])
+
+
+register(Method(
+    "lata",
+    "Layer-Aware Task Arithmetic (LATA §3): τ_instr = θ_pre − θ_base (eq. 4), τ_comp = θ_ft − θ_base "
+    "(eq. 5), per-block cos(τ_comp^i, τ_instr^i) (eq. 6) → weights by rank or threshold (eq. 8–10) "
+    "applied to τ = θ_ft − θ_pre (eq. 7), merged into θ_target (eq. 11; default θ_pre) by TA, or by "
+    "TIES/DARE/DARE+TIES on the pure vectors. Forgetting (eq. 12) is a negative per-model weight "
+    "with target_model = the model to unlearn from.",
+    combine=_lata_combine, vectors=_lata_vectors,
+    params=(
+        Param("scheme", str, "linear", "linear (eq. 8) | log (eq. 9) | threshold (eq. 10)", choices=("linear", "log", "threshold")),
+        Param("sigma", float, 0.95, "Drop-with-Threshold σ: blocks with cos ≥ σ are dropped", low=-1.0, high=1.0),
+        Param("non_block", str, "drop", "embeddings, final norm, head: drop (weight 0; the paper's τ = {τ^1..τ^L}) | keep (1) | rank (as blocks)",
+              choices=("keep", "drop", "rank")),
+        COMBINE, SCALE, DROP, SCOPE, DIVISOR,
+    ),
+    model_params=(Param("weight", float, 1.0, "λ_i of pure vector i (negative to forget, eq. 12)"), DENSITY),
+    density=_trims, needs_target=True, needs_instruct=True, default_target="instruct",
+    layer_weights=_lata_weights, check=_check_combine,
+))
+
+
+# ----------------------------------------------------------------------------- M³
+
+
+def _m3_setup(params: dict, n: int, seed: int) -> dict:
+    direction = params["direction"]
+    if params["interpolation"] is not None:
+        if n != 2:
+            raise ConfigError(f"parameter 'interpolation' fixes λ for two models, got {n} models")
+        return {"lambdas": [params["interpolation"], 1.0 - params["interpolation"]]}
+    if direction == "beta":
+        if n != 2:
+            raise ConfigError(f"parameter 'direction' = 'beta' needs two models (eq. 3), got {n}; use pseries or dirichlet")
+        lam = M.m3_beta_lambda(params["alpha"], seed)
+        return {"lambdas": [lam, 1.0 - lam]}
+    if direction == "dirichlet":
+        return {"lambdas": M.m3_dirichlet_lambdas(params["alpha"], n, seed)}
+    return {"lambdas": M.pseries_lambdas(n, params["p"])}
+
+
+def _m3_vectors(b: Block) -> list[torch.Tensor]:
+    vs = b.task_vectors()
+    return b.dare_masked(vs, b.params["drop_rate"]) if b.params["combine"] in ("dare", "dare_ties") else vs
+
+
+def _m3_combine(b: Block, vs: list[torch.Tensor]) -> torch.Tensor:
+    lambdas, s = b.extra["lambdas"], b.params["scale"]
+    if b.params["combine"] in ("ties", "dare_ties"):
+        return M.m3_ties(b.base, vs, lambdas, s, thresholds=b.thresholds)
+    return M.m3_merge(b.base, vs, lambdas, s)
+
+
+register(Method(
+    "m3",
+    "Mixup Model Merge (M³ §3): θ_M = θ_pre + s Σ_k λ_k δ_k, Σ λ_k = 1 (eq. 2); two models: "
+    "λ ~ Beta(α, α) (eq. 3); n models: p-series λ_k ∝ k^−p in the models' order of dominance (eq. 4). "
+    "combine: ta (eq. 2), dare (DARE on δ_k first), ties / dare_ties (App. H: the disjoint mean becomes "
+    "the λ-interpolation of the agreeing entries). One λ draw per merge, from the merge's seed.",
+    combine=_m3_combine, vectors=_m3_vectors,
+    params=(
+        Param("direction", str, "beta", "beta (2 models, eq. 3) | pseries (eq. 4) | dirichlet (extension)",
+              choices=("beta", "pseries", "dirichlet")),
+        Param("alpha", float, 0.5, "Beta(α, α) / Dirichlet concentration", low=0.0, open_low=True),
+        Param("p", float, 1.0, "p-series exponent (0 = uniform)", low=0.0),
+        Param("interpolation", float, None, "fix λ instead of sampling (two models)", low=0.0, high=1.0),
+        Param("scale", float, 1.0, "magnitude s (eq. 2); s = n·t matches task arithmetic's scaling t", low=0.0, open_low=True),
+        COMBINE, DROP, SCOPE,
+    ),
+    model_params=(DENSITY,), density=_trims, random=True, min_models=2,
+    setup=_m3_setup, check=_check_combine,
 ))
