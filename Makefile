@@ -18,6 +18,8 @@ test: $(STAMP)
 	$(PY) -m pytest tests
 
 book: $(STAMP)
+	mkdir -p book/_generated
+	$(PY) -m reprolib methods --markdown > book/_generated/methods.md
 	$(VENV)/bin/jupyter-book build book --config _config.yml --path-output book -W --keep-going
 
 bench: $(STAMP)

@@ -30,6 +30,9 @@ def _merge(args: argparse.Namespace) -> int:
 def _methods(args: argparse.Namespace) -> int:
     from reprolib.merge.registry import REGISTRY
 
+    if args.markdown:
+        print(methods_markdown())
+        return 0
     for name, m in sorted(REGISTRY.items()):
         print(name)
         for p in m.params:
@@ -37,6 +40,27 @@ def _methods(args: argparse.Namespace) -> int:
         for p in m.model_params:
             print(f"    models[].{p.name}: {p.kind.__name__} = {p.default!r}  # {p.doc}")
     return 0
+
+
+def methods_markdown() -> str:
+    """One Markdown table of every registered method's parameters (the book includes it)."""
+    from reprolib.merge.registry import REGISTRY
+
+    rows = ["| method | parameter | scope | type | default | allowed | meaning |", "|---|---|---|---|---|---|---|"]
+    for name, m in sorted(REGISTRY.items()):
+        for scope, params in (("global", m.params), ("per model", m.model_params)):
+            for p in params:
+                if p.choices:
+                    allowed = " / ".join(map(str, p.choices))
+                elif p.low is not None or p.high is not None:
+                    lo = "−∞" if p.low is None else f"{'(' if p.open_low else '['}{p.low:g}"
+                    hi = "∞" if p.high is None else f"{p.high:g}{')' if p.open_high else ']'}"
+                    allowed = f"{lo}, {hi}"
+                else:
+                    allowed = "any"
+                doc = p.doc.replace("|", "/")
+                rows.append(f"| `{name}` | `{p.name}` | {scope} | {p.kind.__name__} | `{p.default!r}` | {allowed} | {doc} |")
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     pm.add_argument("--no-hash", action="store_true", help="skip sha256 of inputs in provenance.json")
     pm.set_defaults(func=_merge)
     pl = sub.add_parser("methods", help="list merge methods and their parameters")
+    pl.add_argument("--markdown", action="store_true", help="print one Markdown table (used by the book)")
     pl.set_defaults(func=_methods)
     args = parser.parse_args(argv)
     try:

@@ -63,7 +63,7 @@ def sort_layers(layers) -> list[str]:
 
 
 def task_vector(finetuned: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-    """τ = θ_ft − θ_base (task arithmetic, Ilharco et al. 2023, eq. 1)."""
+    """τ = θ_ft − θ_base (task vector, Ilharco et al. 2023 §2; LATA eq. 5 with θ_base, eq. 7 with θ_pre)."""
     return finetuned - base
 
 
@@ -101,7 +101,7 @@ class LayerCosine:
 
 
 def layer_cosines(vectors_a: dict[str, torch.Tensor], vectors_b: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Per-layer cosine between two task vectors given as state dicts (LATA eq. 3)."""
+    """Per-layer cosine between two task vectors given as state dicts (LATA eq. 6)."""
     acc = LayerCosine()
     for name, a in vectors_a.items():
         acc.add(name, a, vectors_b[name])

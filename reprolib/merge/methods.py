@@ -30,9 +30,10 @@ def _weighted_sum(tensors: Sequence[Tensor], weights: Sequence[float]) -> Tensor
 
 
 def weighted_average(params: Sequence[Tensor], weights: Sequence[float], normalize: bool = True) -> Tensor:
-    """Linear interpolation / model soup: Σ w_i θ_i / Σ w_i (Wortsman et al. 2022, eq. 1).
+    """Linear interpolation / model soup: Σ w_i θ_i / Σ w_i (Wortsman et al. 2022, "model soups").
 
-    With two models and weights (1 − t, t) this is the linear interpolation of Merge to Learn §3.
+    With θ_D, θ_G and weights (ω, 1 − ω) this is Merge to Learn's linear interpolation
+    θ_pre + ω τ_D + (1 − ω) τ_G (PTM eq. 4).
     ``normalize=False`` returns the plain weighted sum.
     """
     out = _weighted_sum(params, weights)
@@ -45,24 +46,27 @@ def weighted_average(params: Sequence[Tensor], weights: Sequence[float], normali
 
 
 def task_arithmetic(base: Tensor, task_vectors: Sequence[Tensor], weights: Sequence[float], scale: float = 1.0) -> Tensor:
-    """θ = θ_base + λ Σ_i w_i τ_i (Ilharco et al. 2023, eq. 1 with per-task weights)."""
+    """θ = θ_base + λ Σ_i w_i τ_i (task arithmetic, Ilharco et al. 2023 §2, with per-task weights)."""
     return base + scale * _weighted_sum(task_vectors, weights)
 
 
 def wise_ft(theta_zero: Tensor, theta_ft: Tensor, alpha: float) -> Tensor:
-    """WiSE-FT: θ = (1 − α) θ_0 + α θ_ft (Wortsman et al. 2022b, eq. 1)."""
+    """WiSE-FT: θ = (1 − α) θ_0 + α θ_ft (Wortsman et al. 2022b); with θ_0 = θ_G and θ_ft = θ_CFT
+    this is Merge to Learn's θ_G + ω τ_CFT (PTM eq. 5–6, α = ω)."""
     return (1.0 - alpha) * theta_zero + alpha * theta_ft
 
 
 def ptm(general: Tensor, skill_vectors: Sequence[Tensor], omegas: Sequence[float]) -> Tensor:
-    """Parallel-train-then-merge: θ = θ_G + Σ_d ω_d τ_d, τ_d = θ_skill,d − θ_pre (Merge to Learn §3)."""
+    """Parallel-train-then-merge: θ = θ_G + Σ_d ω_d τ_d, τ_d = θ_D − θ_pre (PTM eq. 1–2; the
+    multi-skill sum is described in the paper's text, not numbered)."""
     return general + _weighted_sum(skill_vectors, omegas)
 
 
 def omega_heuristic(skill_size: float, general_size: float) -> float:
-    """Merge to Learn's weight heuristic ω = |D| / |G|: the skill mix's size over the general mix's.
+    """Merge to Learn's weight heuristic ω = |D| / |G| (PTM eq. 7).
 
-    Sizes are in the same unit (the paper counts training instances).
+    The paper's |D| and |G| are training steps at a fixed batch size (128), i.e. the ratio of
+    example counts; pass both sizes in one unit.
     """
     if skill_size <= 0 or general_size <= 0:
         raise ValueError(f"omega_heuristic: sizes must be positive (|D|={skill_size}, |G|={general_size})")
@@ -87,7 +91,7 @@ def magnitude_prune(x: Tensor, density: float, threshold: float | None = None) -
 
 
 def elect_sign_mask(trimmed: Tensor) -> Tensor:
-    """TIES step 2 (Yadav et al. 2023, eq. 2): γ = sgn(Σ_t τ̂_t), by total mass, γ = +1 where the sum is 0.
+    """TIES "elect sign" (Yadav et al. 2023, Alg. 1 step 2): γ = sgn(Σ_t τ̂_t) by total mass; γ = +1 where the sum is 0.
 
     ``trimmed`` is stacked on dim 0. Returns the mask of entries that agree with γ (zeros never agree).
     """
@@ -97,7 +101,7 @@ def elect_sign_mask(trimmed: Tensor) -> Tensor:
 
 def disjoint_mean(values: Tensor, agree: Tensor, weights: Sequence[float] | None = None,
                   divisor: str = "count") -> Tensor:
-    """TIES step 3 (eq. 3): Σ over models whose entry agrees with the elected sign, divided by
+    """TIES "disjoint merge" (Alg. 1 step 3): Σ over models whose entry agrees with the elected sign, divided by
 
     ``"count"`` — the number of agreeing models (TIES paper, PEFT; the default);
     ``"weights"`` — Σ w_i over agreeing models (mergekit ``normalize: true``);
@@ -132,7 +136,7 @@ def ties_vector(task_vectors: Sequence[Tensor], weights: Sequence[float], densit
 
 def ties(base: Tensor, task_vectors: Sequence[Tensor], weights: Sequence[float], density: float,
          scale: float = 1.0, thresholds: Sequence[float] | None = None, divisor: str = "count") -> Tensor:
-    """θ = θ_base + λ τ_m with τ_m from :func:`ties_vector` (TIES eq. 4)."""
+    """θ = θ_base + λ τ_m with τ_m from :func:`ties_vector` (TIES Alg. 1 step 4)."""
     return base + scale * ties_vector(task_vectors, weights, density, thresholds, divisor)
 
 
@@ -166,7 +170,7 @@ def dare_mask(name: str, numel: int, keep: float, seed: int, start: int = 0, end
 
 
 def dare(task_vector: Tensor, drop_rate: float, mask: Tensor) -> Tensor:
-    """DARE (Yu et al. 2024, eq. 2): τ̃ = (m ⊙ τ) / (1 − p), m ~ Bernoulli(1 − p) given as ``mask``."""
+    """DARE drop-and-rescale (Yu et al. 2024 §3): τ̃ = (m ⊙ τ) / (1 − p), m ~ Bernoulli(1 − p) given as ``mask``."""
     if drop_rate == 0.0:
         return task_vector
     return task_vector * mask.reshape(task_vector.shape).to(task_vector.device) / (1.0 - drop_rate)

@@ -240,7 +240,7 @@ def _ties_combine(b: Block, vs: list[torch.Tensor]) -> torch.Tensor:
 
 
 register(Method(
-    "ties", M.ties_vector.__doc__ + "\n\nθ = θ_base + λ τ_m (TIES eq. 4).",
+    "ties", M.ties_vector.__doc__ + "\n\nθ = θ_base + λ τ_m (TIES Alg. 1).",
     combine=_ties_combine,
     params=(SCALE, SCOPE, DIVISOR), model_params=(WEIGHT, DENSITY), density=_per_model_density, min_models=1,
 ))

@@ -69,10 +69,10 @@ class TopKSelector:
     def add(self, block: torch.Tensor) -> None:
         bits = _bits(block)
         if self.pass_no == 0:
-            self.hist += torch.bincount(bits >> 16, minlength=_BINS)
+            self.hist += torch.bincount(bits >> 16, minlength=_BINS).cpu()
         else:
             low = bits[(bits >> 16) == self.high_bin] & 0xFFFF
-            self.hist += torch.bincount(low, minlength=_BINS)
+            self.hist += torch.bincount(low, minlength=_BINS).cpu()
 
     @staticmethod
     def _select(hist: torch.Tensor, k: int) -> tuple[int, int]:
