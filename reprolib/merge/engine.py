@@ -210,20 +210,26 @@ def _make_block(inputs: _Inputs, name: str, get, r0: int, r1: int, row_numel: in
 # ----------------------------------------------------------------------------- statistics passes
 
 
-def _layer_weight_pass(inputs: _Inputs, plan, block_elems: int, device: str, seed: int, extra: dict,
-                       progress: bool) -> None:
-    """LATA: per-layer cos(τ_i, τ_instruct) per model, then the method's layer weights."""
-    accs = [LayerCosine() for _ in inputs.models]
-    for name, infos, _ in tqdm(plan, desc="layer cosines", unit="tensor", disable=not progress):
-        ref = infos["base"]
+def _float_blocks(inputs: _Inputs, plan, block_elems: int, device: str, seed: int, extra: dict,
+                  desc: str, progress: bool) -> Iterator[tuple[str, Block]]:
+    """Every row block of every float tensor, as (tensor name, Block without thresholds)."""
+    for name, infos, _ in tqdm(plan, desc=desc, unit="tensor", disable=not progress):
+        ref = infos["models[0]"]
         if ref.dtype not in FLOAT_DTYPES:
             continue
         for r0, r1 in _row_ranges(ref, block_elems):
-            blk = _make_block(inputs, name, lambda role: _read_f32(infos[role], r0, r1, role, device),
-                              r0, r1, ref.row_numel, ref.numel, seed, {}, [])
-            instr = blk.instruct - blk.base
-            for acc, v in zip(accs, blk.task_vectors()):
-                acc.add(name, v, instr)
+            yield name, _make_block(inputs, name, lambda role: _read_f32(infos[role], r0, r1, role, device),
+                                    r0, r1, ref.row_numel, ref.numel, seed, extra, [])
+
+
+def _layer_weight_pass(inputs: _Inputs, plan, block_elems: int, device: str, seed: int, extra: dict,
+                       progress: bool) -> None:
+    """LATA: per-layer cos(τ_comp,i, τ_instr) per model, then the method's layer weights."""
+    accs = [LayerCosine() for _ in inputs.models]
+    for name, blk in _float_blocks(inputs, plan, block_elems, device, seed, {}, "layer cosines", progress):
+        instr = blk.instruct - blk.base
+        for acc, v in zip(accs, blk.task_vectors()):
+            acc.add(name, v, instr)
     extra["layer_cosines"] = [acc.cosines() for acc in accs]
     extra["layer_weights"] = inputs.method.layer_weights(inputs.params, extra["layer_cosines"])
 
@@ -236,27 +242,26 @@ def _densities(inputs: _Inputs) -> list[float] | None:
     return None if any(d is None for d in densities) else densities
 
 
-def _global_threshold_pass(inputs: _Inputs, plan, block_elems, device, seed, extra, progress) -> list[float]:
-    """Whole-model top-k (TIES paper): exact thresholds over every float tensor of each τ_i."""
-    densities = _densities(inputs)
-    total = sum(infos["models[0]"].numel for _, infos, _ in plan
-                if infos["models[0]"].dtype in FLOAT_DTYPES)
-    sels = [TopKSelector(total, d) for d in densities]
-    while any(s.needs_pass() for s in sels):
-        for name, infos, _ in tqdm(plan, desc="global top-k", unit="tensor", disable=not progress):
-            ref = infos["models[0]"]
-            if ref.dtype not in FLOAT_DTYPES:
-                continue
-            for r0, r1 in _row_ranges(ref, block_elems):
-                blk = _make_block(inputs, name, lambda role: _read_f32(infos[role], r0, r1, role, device),
-                                  r0, r1, ref.row_numel, ref.numel, seed, extra, [])
-                for s, v in zip(sels, inputs.method.vectors(blk)):
-                    if s.needs_pass():
-                        s.add(v)
-        for s in sels:
+def _select(selectors: list[TopKSelector], blocks_of_vectors) -> list[float]:
+    """Run read passes (``blocks_of_vectors()`` yields each block's per-model vectors) until every
+    selector has its exact threshold."""
+    while any(s.needs_pass() for s in selectors):
+        for vectors in blocks_of_vectors():
+            for s, v in zip(selectors, vectors):
+                if s.needs_pass():
+                    s.add(v)
+        for s in selectors:
             if s.needs_pass():
                 s.end_pass()
-    return [s.threshold for s in sels]
+    return [s.threshold for s in selectors]
+
+
+def _global_threshold_pass(inputs: _Inputs, plan, block_elems, device, seed, extra, progress) -> list[float]:
+    """Whole-model top-k (TIES paper): exact thresholds over every float tensor of each τ_i."""
+    total = sum(infos["models[0]"].numel for _, infos, _ in plan if infos["models[0]"].dtype in FLOAT_DTYPES)
+    selectors = [TopKSelector(total, d) for d in _densities(inputs)]
+    return _select(selectors, lambda: (inputs.method.vectors(blk) for _, blk in _float_blocks(
+        inputs, plan, block_elems, device, seed, extra, "global top-k", progress)))
 
 
 # ----------------------------------------------------------------------------- the streaming merge
@@ -335,16 +340,8 @@ def _tensor_thresholds(inputs: _Inputs, densities, global_thr, ranges, numel: in
     if len(ranges) == 1:  # whole tensor in one block: direct kthvalue
         blk = block_at(*ranges[0], [])
         return [magnitude_threshold(v, d) for v, d in zip(inputs.method.vectors(blk), densities)]
-    sels = [TopKSelector(numel, d) for d in densities]
-    while any(s.needs_pass() for s in sels):
-        for r0, r1 in ranges:
-            for s, v in zip(sels, inputs.method.vectors(block_at(r0, r1, []))):
-                if s.needs_pass():
-                    s.add(v)
-        for s in sels:
-            if s.needs_pass():
-                s.end_pass()
-    return [s.threshold for s in sels]
+    return _select([TopKSelector(numel, d) for d in densities],
+                   lambda: (inputs.method.vectors(block_at(r0, r1, [])) for r0, r1 in ranges))
 
 
 def _provenance(spec: MergeSpec, inputs: _Inputs, extra: dict, hash_inputs: bool) -> dict:
