@@ -79,3 +79,19 @@ def test_methods_listing(capsys):
     out = capsys.readouterr().out
     for name in ("task_arithmetic", "ties", "dare_ties", "ptm", "wise_ft", "linear", "safety_arithmetic"):
         assert f"\n{name}\n" in f"\n{out}"
+
+
+def test_lata_yaml_with_reprolib_keys(family, tmp_path):
+    """reprolib's own keys: instruct_model, target_model, seed; a forgetting merge (negative weight)."""
+    cfg = tmp_path / "lata.yaml"
+    cfg.write_text(
+        f"merge_method: lata\nbase_model: {family['base']}\ninstruct_model: {family['instruct']}\n"
+        f"target_model: {family['code']}\nmodels:\n  - model: {family['ua']}\n    parameters: {{weight: -1.0}}\n"
+        "parameters: {scheme: threshold, sigma: 0.6}\nseed: 3\n")
+    out = tmp_path / "forgot"
+    assert main(["merge", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    want, _ = merge_state_dicts("lata", [_sd(family["ua"])], base=_sd(family["base"]), instruct=_sd(family["instruct"]),
+                                target=_sd(family["code"]), params={"scheme": "threshold", "sigma": 0.6},
+                                model_params=[{"weight": -1.0}])
+    got = _sd(out)
+    assert all(torch.equal(got[k], want[k]) for k in want)
