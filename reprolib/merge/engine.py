@@ -84,8 +84,13 @@ class _Inputs:
     instruct: Any
 
     @property
+    def reference_role(self) -> str:
+        """The role whose tensor names, dtypes and side files the output follows."""
+        return "target" if self.target is not None else ("base" if self.base is not None else "models[0]")
+
+    @property
     def reference(self) -> Checkpoint:
-        return self.target or self.base or self.models[0]
+        return dict(self.roles())[self.reference_role]
 
     def roles(self) -> Iterator[tuple[str, Checkpoint]]:
         for role in ("base", "target", "instruct"):
@@ -186,6 +191,21 @@ def _read_f32(info: TensorInfo, r0: int, r1: int, role: str, device: str) -> tor
     return x
 
 
+def _reader(infos: dict[str, TensorInfo], r0: int, r1: int, device: str):
+    """``get(role)`` → that role's float32 rows [r0, r1); a file region shared by two roles (the
+    target is the base or the instruct model) is read once."""
+    cache: dict[tuple, torch.Tensor] = {}
+
+    def get(role: str) -> torch.Tensor:
+        info = infos[role]
+        key = (info.file, info.start)
+        if key not in cache:
+            cache[key] = _read_f32(info, r0, r1, role, device)
+        return cache[key]
+
+    return get
+
+
 def _row_ranges(info: TensorInfo, block_elems: int) -> list[tuple[int, int]]:
     rows = max(1, block_elems // max(1, info.row_numel))
     return [(r, min(r + rows, info.rows)) for r in range(0, info.rows, rows)] or [(0, 0)]
@@ -218,7 +238,7 @@ def _float_blocks(inputs: _Inputs, plan, block_elems: int, device: str, seed: in
         if ref.dtype not in FLOAT_DTYPES:
             continue
         for r0, r1 in _row_ranges(ref, block_elems):
-            yield name, _make_block(inputs, name, lambda role: _read_f32(infos[role], r0, r1, role, device),
+            yield name, _make_block(inputs, name, _reader(infos, r0, r1, device),
                                     r0, r1, ref.row_numel, ref.numel, seed, extra, [])
 
 
@@ -294,7 +314,7 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
     if densities is not None and inputs.params.get("topk_scope") == "model":
         global_thr = _global_threshold_pass(inputs, plan, block_elems, device, spec.seed, extra, progress)
         extra["global_thresholds"] = global_thr
-    ref_role = "target" if inputs.target is not None else ("base" if inputs.base is not None else "models[0]")
+    ref_role = inputs.reference_role
 
     with atomic_output_dir(out) as tmp:
         writer = ShardedWriter(tmp, [(n, d, infos[ref_role].shape) for n, infos, d in plan],
@@ -309,7 +329,7 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
                     continue
 
                 def block_at(r0, r1, thresholds):
-                    return _make_block(inputs, name, lambda role: _read_f32(infos[role], r0, r1, role, device),
+                    return _make_block(inputs, name, _reader(infos, r0, r1, device),
                                        r0, r1, ref.row_numel, ref.numel, spec.seed, extra, thresholds)
 
                 thresholds = _tensor_thresholds(inputs, densities, global_thr, ranges, ref.numel, block_at)
@@ -321,8 +341,7 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
         except BaseException:
             writer.abort()
             raise
-        ref_ck = inputs.reference if inputs.base is None or inputs.target is not None else inputs.base
-        for f in ref_ck.side_files():
+        for f in inputs.reference.side_files():
             shutil.copy2(f, tmp / f.name)
         prov = _provenance(spec, inputs, extra, hash_inputs)
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
@@ -385,7 +404,7 @@ def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: 
                      instruct if m.needs_instruct else None)
     sds = {"base": inputs.base, "target": inputs.target, "instruct": inputs.instruct}
     sds.update({f"models[{i}]": sd for i, sd in enumerate(models)})
-    ref = inputs.target if inputs.target is not None else (inputs.base if inputs.base is not None else models[0])
+    ref = inputs.reference
     extra = m.setup(params, len(models), seed) if m.setup else {}
     float_names = [n for n, t in ref.items() if t.dtype in FLOAT_DTYPES]
 
