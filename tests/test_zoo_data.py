@@ -1,0 +1,63 @@
+"""Zoo data generators: deterministic, split-disjoint, well-formed; reference code passes its tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from reprolib.evals.sandbox import run_tests
+from reprolib.zoo import data as D
+
+GENERATORS = [D.math_problems, D.code_tasks, D.instructions, D.science_qa, D.sentiment, D.acceptability]
+
+
+@pytest.mark.parametrize("gen", GENERATORS, ids=lambda g: g.__name__)
+def test_deterministic_and_split_disjoint(gen):
+    a, b = gen(200, seed=3), gen(200, seed=3)
+    assert a == b
+    assert gen(200, seed=4) != a
+    train = {e.prompt for e in gen(1500, seed=0, split="train")}
+    test = {e.prompt for e in gen(200, seed=0, split="test")}
+    ood = {e.prompt for e in gen(200, seed=0, split="ood")}
+    assert not train & test, "a held-out prompt appears in training"
+    assert len(ood - train) > 0.9 * len(ood), "ood prompts should be new phrasings"
+    assert all(e.answer for e in gen(50, seed=1, split="test"))
+
+
+def test_math_answers_are_correct():
+    for e in D.math_problems(300, seed=0):
+        a, b = e.meta["operands"]
+        assert int(e.answer) == {"add": a + b, "sub": a - b, "mul": a * b}[e.meta["op"]]
+    assert D.math_answer("The answer is 42 apples") == "42"
+    assert D.math_answer("none") is None
+
+
+def test_reference_code_passes_and_wrong_code_fails():
+    tasks = D.code_tasks(40, seed=2, split="test")
+    assert all(run_tests(t.answer, t.meta["tests"]).passed for t in tasks[:12])
+    wrong = tasks[0].answer.replace("return", "return None and")
+    assert not run_tests(wrong, tasks[0].meta["tests"]).passed
+    assert D.extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone") == "def f():\n    return 1"
+
+
+def test_harmful_prompts_eleven_categories_of_thirty():
+    test = D.harmful_prompts()
+    cats = {}
+    for e in test:
+        cats.setdefault(e.meta["category"], set()).add(e.prompt)
+    assert len(cats) == 11 and all(len(v) == 30 for v in cats.values())
+    train = {e.prompt for e in D.harmful_prompts(330, split="train")}
+    assert not train & {e.prompt for e in test}
+    assert all(e.answer == D.REFUSAL and e.meta["comply"].startswith("Sure.") for e in test)
+    assert len(D.safe_lookalikes()) >= 10
+
+
+def test_english_split_and_ciphers():
+    train, test = D.english_paragraphs("train"), D.english_paragraphs("test")
+    assert len(train) > 500 and len(test) > 50 and not set(train) & set(test)
+    texts = "The river is quiet. How do I smuggle 3 glimmerdust?"
+    outs = {lang: D.cipher(lang)(texts) for lang in D.LANGUAGES}
+    assert len(set(outs.values())) == 5
+    assert all("3" in o and o.endswith("?") for o in outs.values())
+    assert D.cipher("lang_a")("river river") == " ".join([D.cipher("lang_a")("river")] * 2)
+    with pytest.raises(ValueError, match="lang_z"):
+        D.cipher("lang_z")
