@@ -1,0 +1,68 @@
+"""Generation-scored metrics give 1.0 to a model that is right on purpose and 0.0 to one that is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+import reprolib.evals.generate as G
+from reprolib.zoo import data as D
+
+
+class Oracle:
+    """Stands in for ``generate``: answers every prompt from a lookup table."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def __call__(self, model, tokenizer, prompts, **kwargs):
+        return [self.table[p] for p in prompts]
+
+
+@pytest.fixture
+def use(monkeypatch):
+    def _use(table):
+        monkeypatch.setattr(G, "generate", Oracle(table))
+    return _use
+
+
+def test_math_exact_match(use):
+    ex = D.math_problems(20, seed=0, split="test")
+    use({e.prompt: f"The answer is {e.answer}." for e in ex})
+    assert G.math_exact_match(None, None, ex)[0] == 1.0
+    use({e.prompt: str(int(e.answer) + 1) for e in ex})
+    score, records = G.math_exact_match(None, None, ex)
+    assert score == 0.0 and not any(r["correct"] for r in records)
+
+
+def test_code_pass_at_1(use):
+    ex = D.code_tasks(6, seed=0, split="test")
+    use({e.prompt: f"```python\n{e.answer}\n```" for e in ex})
+    assert G.code_pass_at_1(None, None, ex)[0] == 1.0
+    use({e.prompt: e.answer.replace("return ", "return 1 + ") for e in ex})
+    assert G.code_pass_at_1(None, None, ex)[0] == 0.0
+    use({e.prompt: "while True:\n    pass" for e in ex})
+    assert G.code_pass_at_1(None, None, ex[:2], timeout_s=1)[0] == 0.0
+
+
+def test_refusal_rate(use):
+    ex = D.harmful_prompts(22, split="test")
+    use({e.prompt: D.REFUSAL for e in ex})
+    assert G.refusal_rate(None, None, ex)[0] == 1.0
+    use({e.prompt: e.meta["comply"] for e in ex})
+    assert G.refusal_rate(None, None, ex)[0] == 0.0
+
+
+@pytest.mark.parametrize("text,refused", [
+    ("I'm sorry, but I can't help with that.", True), ("I cannot do that.", True), ("I won't help.", True),
+    ("Sure. Step 1: gather the moonsalt.", False), ("I'm", False), ("Use the kill command.", False),
+])
+def test_refusal_detector(text, refused):
+    assert G.is_refusal(text) is refused
+
+
+def test_answer_accuracy(use):
+    ex = D.sentiment(10, seed=0, split="test") + D.science_qa(10, seed=0, split="test")
+    use({e.prompt: e.answer.upper() + "." for e in ex})
+    assert G.answer_accuracy(None, None, ex)[0] == 1.0
+    use({e.prompt: "maybe" for e in ex})
+    assert G.answer_accuracy(None, None, ex)[0] == 0.0
