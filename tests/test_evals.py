@@ -66,3 +66,22 @@ def test_answer_accuracy(use):
     assert G.answer_accuracy(None, None, ex)[0] == 1.0
     use({e.prompt: "maybe" for e in ex})
     assert G.answer_accuracy(None, None, ex)[0] == 0.0
+
+
+def test_perplexity_known_answer():
+    """A model that puts uniform probability on V tokens has perplexity exactly V."""
+    import torch
+
+    from reprolib.evals.ppl import perplexity
+
+    class Uniform(torch.nn.Module):
+        def forward(self, input_ids):
+            return type("Out", (), {"logits": torch.zeros(input_ids.shape + (50,))})()
+
+    class Tok:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) % 50 for c in text]}
+
+    ppl, records = perplexity(Uniform(), Tok(), ["hello world, " * 30, "short text"], max_len=16)
+    assert ppl == pytest.approx(50.0)
+    assert records[0]["tokens"] == len("hello world, " * 30) - 1
