@@ -9,11 +9,18 @@ from reprolib.errors import ReprolibError
 
 
 def _size(text: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    t = text.strip().lower().rstrip("b")
-    if t and t[-1] in units:
-        return int(float(t[:-1]) * units[t[-1]])
-    return int(t)
+    """'2GB', '500MB', '2GiB', '1048576' → bytes (binary units)."""
+    from reprolib.errors import ConfigError
+
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except (ValueError, IndexError):
+        raise ConfigError(f"--max-shard-size {text!r} is not a size (e.g. 2GB, 500MB)") from None
+    if value < 1:
+        raise ConfigError(f"--max-shard-size {text!r} must be positive")
+    return int(value)
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -21,8 +28,9 @@ def _merge(args: argparse.Namespace) -> int:
     from reprolib.merge.engine import merge
 
     spec = load_config(args.config)
+    max_shard = _size(args.max_shard_size)
     merge(spec, args.out, device=args.device, block_elems=args.block_elems,
-          max_shard_bytes=_size(args.max_shard_size), progress=not args.no_progress,
+          max_shard_bytes=max_shard, progress=not args.no_progress,
           hash_inputs=not args.no_hash)
     return 0
 

@@ -73,15 +73,6 @@ class TensorInfo:
     def numel(self) -> int:
         return math.prod(self.shape)
 
-    @property
-    def rows(self) -> int:
-        """Number of leading-dimension rows (1 for a scalar)."""
-        return self.shape[0] if self.shape else 1
-
-    @property
-    def row_numel(self) -> int:
-        return math.prod(self.shape[1:]) if self.shape else 1
-
 
 def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
     """Parse and validate a safetensors header; raise CheckpointError naming the file/tensor."""
@@ -118,6 +109,8 @@ def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
             raise CheckpointError(f"{path}: tensor '{name}' has unsupported or missing field {e}") from e
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: tensor '{name}' has a malformed header entry ({e})") from e
+        if any(d < 0 for d in shape):
+            raise CheckpointError(f"{path}: tensor '{name}' has a negative dimension in shape {list(shape)}")
         nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
         if end - begin != nbytes or begin < 0:
             raise CheckpointError(
@@ -125,6 +118,12 @@ def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
             )
         data_end = max(data_end, end)
         infos[name] = TensorInfo(name, path, dtype, shape, data_start + begin, data_start + end)
+    expected = 0
+    for info in sorted(infos.values(), key=lambda t: (t.start, t.end)):
+        if info.start - data_start != expected:
+            raise CheckpointError(f"{path}: tensor '{info.name}' overlaps another or leaves a gap (data offsets are "
+                                  "not contiguous)")
+        expected = info.end - data_start
     if data_start + data_end > size:
         culprit = max(infos.values(), key=lambda t: t.end).name
         raise CheckpointError(
@@ -133,20 +132,18 @@ def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
     return infos, metadata
 
 
-def read_tensor_rows(info: TensorInfo, row_start: int = 0, row_end: int | None = None) -> torch.Tensor:
-    """Read rows [row_start, row_end) of a tensor in its stored dtype, without mmap."""
-    row_end = info.rows if row_end is None else row_end
+def read_tensor_range(info: TensorInfo, start: int = 0, end: int | None = None) -> torch.Tensor:
+    """Read flat entries [start, end) of a tensor (1-D, stored dtype) with ``pread``, without mmap."""
+    end = info.numel if end is None else end
     esize = torch.empty((), dtype=info.dtype).element_size()
-    row_bytes = info.row_numel * esize
-    nbytes = (row_end - row_start) * row_bytes
-    shape = ((row_end - row_start),) + info.shape[1:] if info.shape else ()
-    if nbytes == 0:
-        return torch.empty(shape, dtype=info.dtype)
+    nbytes = (end - start) * esize
+    if nbytes <= 0:
+        return torch.empty(0, dtype=info.dtype)
     buf = bytearray(nbytes)
     fd = os.open(info.file, os.O_RDONLY)
     try:
         view = memoryview(buf)
-        got, offset = 0, info.start + row_start * row_bytes
+        got, offset = 0, info.start + start * esize
         while got < nbytes:
             n = os.preadv(fd, [view[got:]], offset + got)
             if n == 0:
@@ -154,7 +151,12 @@ def read_tensor_rows(info: TensorInfo, row_start: int = 0, row_end: int | None =
             got += n
     finally:
         os.close(fd)
-    return torch.frombuffer(buf, dtype=info.dtype).reshape(shape)
+    return torch.frombuffer(buf, dtype=info.dtype)
+
+
+def read_tensor(info: TensorInfo) -> torch.Tensor:
+    """The whole tensor, in its shape and stored dtype."""
+    return read_tensor_range(info).reshape(info.shape)
 
 
 class Checkpoint:
@@ -170,6 +172,9 @@ class Checkpoint:
             raise CheckpointError(f"{self.path}: checkpoint does not exist")
         self.config: dict = {}
         if self.path.is_file():
+            if self.path.suffix in PICKLE_SUFFIXES:
+                raise CheckpointError(f"{self.path}: pickle weights are refused (pickle can execute code); "
+                                      "convert to safetensors first")
             files = [self.path]
             folder = self.path.parent
         else:
@@ -179,8 +184,10 @@ class Checkpoint:
             if cfg.exists():
                 try:
                     self.config = json.loads(cfg.read_text())
-                except ValueError as e:
+                except (OSError, ValueError) as e:
                     raise CheckpointError(f"{cfg}: unreadable config.json ({e})") from e
+                if not isinstance(self.config, dict):
+                    raise CheckpointError(f"{cfg}: config.json must hold a JSON object")
         self.folder = folder
         self.files = files
         self.tensors: dict[str, TensorInfo] = {}
@@ -199,9 +206,9 @@ class Checkpoint:
         if index.exists():
             try:
                 weight_map = json.loads(index.read_text())["weight_map"]
-            except (ValueError, KeyError) as e:
-                raise CheckpointError(f"{index}: unreadable safetensors index ({e})") from e
-            files = sorted({folder / f for f in weight_map.values()})
+                files = sorted({folder / f for f in weight_map.values()})
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                raise CheckpointError(f"{index}: unreadable safetensors index ({type(e).__name__}: {e})") from e
             missing = [str(f) for f in files if not f.exists()]
             if missing:
                 raise CheckpointError(f"{index}: lists shard(s) that do not exist: {', '.join(missing)}")
@@ -234,14 +241,17 @@ class Checkpoint:
         except KeyError:
             raise CheckpointError(f"{self.path}: tensor '{name}' not found") from None
 
-    def read(self, name: str, row_start: int = 0, row_end: int | None = None) -> torch.Tensor:
-        return read_tensor_rows(self.info(name), row_start, row_end)
+    def read(self, name: str) -> torch.Tensor:
+        return read_tensor(self.info(name))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Load every tensor (for small models and tests)."""
         return {name: self.read(name) for name in self.tensors}
 
     def side_files(self) -> list[Path]:
+        """Config and tokenizer files beside the weights (none for a bare .safetensors file)."""
+        if self.path.is_file():
+            return []
         return [self.folder / f for f in SIDE_FILES if (self.folder / f).exists()]
 
 

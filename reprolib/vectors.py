@@ -2,14 +2,20 @@
 
 A *layer* is one transformer block, parsed from the parameter name:
 
-=========================  ==========================================  ==================
-family                     example parameter                           layer key
-=========================  ==========================================  ==================
-Llama / Gemma-2 / Mistral  ``model.layers.7.mlp.up_proj.weight``        ``layers.7``
-GPT-2                      ``transformer.h.7.attn.c_attn.weight``       ``h.7``
-T5                         ``encoder.block.7.layer.0.SelfAttention.q``  ``encoder.block.7``
-ViT / BERT                 ``vit.encoder.layer.7.attention.query``      ``encoder.layer.7``
-=========================  ==========================================  ==================
+=========================  ==============================================  ======================
+family                     example parameter                               layer key
+=========================  ==============================================  ======================
+Llama / Gemma-2 / Mistral  ``model.layers.7.mlp.up_proj.weight``            ``layers.7``
+GPT-2                      ``transformer.h.7.attn.c_attn.weight``           ``h.7``
+MPT / timm                 ``transformer.blocks.7.attn.Wqkv.weight``        ``blocks.7``
+T5                         ``encoder.block.7.layer.0.SelfAttention.q``      ``encoder.block.7``
+ViT / BERT                 ``vit.encoder.layer.7.attention.query``          ``vit.encoder.layer.7``
+CLIP                       ``text_model.encoder.layers.7.mlp.fc1.weight``   ``text_model.encoder.layers.7``
+=========================  ==============================================  ======================
+
+The key is the name up to the first ``<layers|h|blocks|block|layer>.<N>``, with a leading
+``model.`` or ``transformer.`` dropped, so separate stacks (T5 encoder/decoder, CLIP text/vision)
+stay separate layers.
 
 Parameters outside the blocks form three explicit groups: ``embed`` (token/position embeddings,
 ``embed_tokens``, ``wte``, ``wpe``, ``shared``, ``embeddings``), ``head`` (``lm_head``, classifier)
@@ -24,16 +30,20 @@ import re
 
 import torch
 
-_BLOCK = re.compile(r"(?:^|\.)(?P<stack>(?:encoder|decoder)\.)?(?P<kind>layers|h|block|layer)\.(?P<idx>\d+)(?:\.|$)")
+_BLOCK = re.compile(r"^(?P<prefix>(?:[^.]+\.)*?)(?P<kind>layers|h|blocks|block|layer)\.(?P<idx>\d+)(?:\.|$)")
+_STRIP = ("model.", "transformer.")
 _EMBED = re.compile(r"(embed_tokens|embed_positions|\bwte\b|\bwpe\b|\bshared\b|embeddings|word_embeddings)")
 _HEAD = re.compile(r"(^|\.)(lm_head|classifier|score|head)(\.|$)")
 
 
 def layer_of(name: str) -> str:
     """Group key of a parameter: ``'<stack.>kind.N'`` for a block, else ``embed``/``head``/``other``."""
-    m = _BLOCK.search(name)
+    m = _BLOCK.match(name)
     if m:
-        return f"{m.group('stack') or ''}{m.group('kind')}.{int(m.group('idx'))}"
+        prefix = m.group("prefix")
+        if prefix in _STRIP:
+            prefix = ""
+        return f"{prefix}{m.group('kind')}.{int(m.group('idx'))}"
     if _EMBED.search(name):
         return "embed"
     if _HEAD.search(name):
@@ -55,8 +65,7 @@ def sort_layers(layers) -> list[str]:
 
     def key(layer: str):
         if is_block(layer):
-            stack = layer.rsplit(".", 2)[0] if layer.count(".") > 1 else ""
-            return (0, stack, block_index(layer))
+            return (0, layer.rsplit(".", 1)[0], block_index(layer))
         return (1, "", special.index(layer))
 
     return sorted(set(layers), key=key)
@@ -71,8 +80,10 @@ class LayerCosine:
     """Accumulates per-layer ⟨a, b⟩, ‖a‖², ‖b‖² in float64 over tensors (or row blocks of them).
 
     ``cosines()`` returns cos(a_l, b_l) = ⟨a_l, b_l⟩ / (‖a_l‖ ‖b_l‖) with each layer's parameters
-    concatenated into one vector. A layer whose vectors are both zero gets cosine 1.0 (identical);
-    one zero vector against a non-zero one gets 0.0.
+    concatenated into one vector, rounded to 12 decimals: float summation order (block size, thread
+    count) moves the last bits, and rounding keeps ranks, thresholds and provenance identical.
+    A layer whose vectors are both zero gets cosine 1.0 (identical); one zero vector against a
+    non-zero one gets 0.0.
     """
 
     def __init__(self) -> None:
@@ -96,7 +107,7 @@ class LayerCosine:
             elif na == 0.0 or nb == 0.0:
                 out[layer] = 0.0
             else:
-                out[layer] = self.dot[layer] / (na * nb)
+                out[layer] = round(self.dot[layer] / (na * nb), 12)
         return out
 
 

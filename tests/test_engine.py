@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reprolib.io import Checkpoint
-from reprolib.merge import MergeSpec, merge, merge_state_dicts
+from reprolib.merge import MergeSpec, get_method, merge, merge_state_dicts
 
 EXPERTS = ("math", "code", "ua")
 
@@ -44,10 +44,12 @@ CASES = [
 def _spec(family, method, params, model_params, roles, seed=0, dtype=None):
     n = roles.get("n", 2)
     models = [str(family[e]) for e in EXPERTS[:n]]
+    m = get_method(method)
     return MergeSpec(method, models, model_params=model_params or [{} for _ in models],
-                     base_model=str(family["base"]),
+                     base_model=str(family["base"]) if m.needs_base or m.needs_target else None,
                      target_model=str(family[roles["target"]]) if "target" in roles else None,
-                     instruct_model=str(family["instruct"]), params=params, seed=seed, dtype=dtype)
+                     instruct_model=str(family["instruct"]) if m.needs_instruct else None,
+                     params=params, seed=seed, dtype=dtype)
 
 
 def _in_memory(family, spec):

@@ -22,7 +22,12 @@ from reprolib.vectors import LayerCosine, layer_of, sort_layers
     ("transformer.h.3.attn.c_attn.weight", "h.3"),                     # GPT-2
     ("encoder.block.5.layer.0.SelfAttention.q.weight", "encoder.block.5"),  # T5
     ("decoder.block.5.layer.1.EncDecAttention.k.weight", "decoder.block.5"),
-    ("vit.encoder.layer.11.attention.attention.query.weight", "encoder.layer.11"),  # ViT / BERT
+    ("vit.encoder.layer.11.attention.attention.query.weight", "vit.encoder.layer.11"),  # ViT
+    ("bert.encoder.layer.3.output.dense.weight", "bert.encoder.layer.3"),  # BERT
+    ("transformer.blocks.4.attn.Wqkv.weight", "blocks.4"),  # MPT
+    ("blocks.2.mlp.fc1.weight", "blocks.2"),  # timm
+    ("text_model.encoder.layers.3.mlp.fc1.weight", "text_model.encoder.layers.3"),  # CLIP text
+    ("vision_model.encoder.layers.3.mlp.fc1.weight", "vision_model.encoder.layers.3"),  # CLIP vision
     ("model.embed_tokens.weight", "embed"),
     ("transformer.wte.weight", "embed"),
     ("transformer.wpe.weight", "embed"),
@@ -40,6 +45,8 @@ def test_layer_of(name, layer):
 def test_sort_layers_orders_blocks_numerically():
     assert sort_layers(["layers.10", "embed", "layers.2", "head", "other", "layers.1"]) == [
         "layers.1", "layers.2", "layers.10", "embed", "head", "other"]
+    assert sort_layers(["encoder.block.1", "decoder.block.0", "encoder.block.0"]) == [
+        "decoder.block.0", "encoder.block.0", "encoder.block.1"]
 
 
 def test_layer_cosine_hand_worked():
@@ -166,7 +173,7 @@ def test_m3_merge_end_to_end(family, tmp_path):
 ])
 def test_lata_m3_bad_parameters(family, tmp_path, method, models, params, needle):
     spec = MergeSpec(method, [str(family[e]) for e in ("math", "code", "ua")[:models]], base_model=str(family["base"]),
-                     instruct_model=str(family["instruct"]), params=params)
+                     instruct_model=str(family["instruct"]) if method == "lata" else None, params=params)
     with pytest.raises(ConfigError, match=needle):
         merge(spec, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()

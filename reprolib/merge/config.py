@@ -13,9 +13,14 @@ Accepted keys (mergekit's, for the methods both tools share)::
 
 reprolib's own keys: ``seed`` (DARE masks, M³ draws), ``target_model`` (PTM's θ_G, Safety
 Arithmetic's target), ``instruct_model`` (LATA's θ_instruct). A ``models`` entry equal to
-``base_model`` is dropped, as mergekit does. mergekit's ``normalize`` for ``ties``/``dare_ties``
-maps to ``divisor: weights`` (true) or ``divisor: none`` (false); reprolib's default is the TIES
-paper's count of agreeing models.
+``base_model`` is dropped for methods that start from the base, as mergekit does. mergekit's
+``normalize`` for ``ties``/``dare_ties`` maps to ``divisor: weights`` (true) or ``divisor: none``
+(false); reprolib's default is the TIES paper's count of agreeing models.
+
+mergekit's ``density`` for ``dare_ties`` and ``dare_linear`` is DARE's *keep* rate. When such a
+config gives ``density`` and no ``drop_rate``, it is read the mergekit way: ``drop_rate = 1 − density``
+and no magnitude trim (``density`` then means TIES's k only when ``drop_rate`` is given too, as in
+the LATA paper's DARE+TIES p = 0.1, k = 0.9).
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ def spec_from_dict(raw: dict, where: str = "config") -> MergeSpec:
     if "merge_method" not in raw:
         raise ConfigError(f"{where}: missing key 'merge_method'")
     method = raw["merge_method"]
+    if not isinstance(method, str):
+        raise ConfigError(f"{where}: 'merge_method' must be a name, got {method!r}")
+    from reprolib.merge.registry import get_method
+
+    uses_base = get_method(method).needs_base
     base = _path(raw.get("base_model"), "base_model", where)
     entries = raw.get("models") or []
     if not isinstance(entries, list):
@@ -67,13 +77,15 @@ def spec_from_dict(raw: dict, where: str = "config") -> MergeSpec:
         if extra:
             raise ConfigError(f"{where}: models[{i}]: unknown key '{extra[0]}'")
         model = _path(entry["model"], f"models[{i}].model", where)
-        if base is not None and model == base:
+        if uses_base and base is not None and model == base:
             continue
         models.append(model)
-        model_params.append(dict(entry.get("parameters") or {}))
-    params = dict(raw.get("parameters") or {})
+        model_params.append(_mapping(entry.get("parameters"), f"models[{i}].parameters", where))
+    params = _mapping(raw.get("parameters"), "parameters", where)
     if method in ("ties", "dare_ties") and "normalize" in params:
         params["divisor"] = "weights" if params.pop("normalize") else "none"
+    if method in ("dare_ties", "dare_linear") and "drop_rate" not in params:
+        _mergekit_dare_density(params, model_params, where)
     dtype = raw.get("dtype")
     if dtype is not None:
         dtype = DTYPE_ALIASES.get(str(dtype), str(dtype))
@@ -82,6 +94,30 @@ def spec_from_dict(raw: dict, where: str = "config") -> MergeSpec:
                      target_model=_path(raw.get("target_model"), "target_model", where),
                      instruct_model=_path(raw.get("instruct_model"), "instruct_model", where),
                      params=params, dtype=dtype, seed=seed)
+
+
+def _mapping(value, key: str, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: '{key}' must be a mapping of parameter names to values, got {value!r}")
+    return dict(value)
+
+
+def _mergekit_dare_density(params: dict, model_params: list[dict], where: str) -> None:
+    """mergekit's DARE ``density`` (keep rate, possibly per model) → reprolib's global ``drop_rate``."""
+    densities = {mp.pop("density") for mp in model_params if "density" in mp}
+    if "density" in params:
+        densities.add(params.pop("density"))
+    if not densities:
+        return
+    if len(densities) > 1:
+        raise ConfigError(f"{where}: per-model DARE densities {sorted(densities)} differ; reprolib uses one "
+                          "'drop_rate' for all models")
+    keep = densities.pop()
+    if not isinstance(keep, (int, float)) or isinstance(keep, bool) or not 0 < keep <= 1:
+        raise ConfigError(f"{where}: parameter 'density' (DARE keep rate) = {keep!r} must be in (0, 1]")
+    params["drop_rate"] = 1.0 - float(keep)
 
 
 def _path(value, key: str, where: str) -> str | None:

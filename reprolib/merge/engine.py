@@ -1,7 +1,7 @@
 """The streaming merge engine, and the in-memory path it is tested against.
 
-``merge(spec, out)`` reads every input one row block at a time (``block_elems`` float32 entries per
-model), computes in float32 on ``device``, casts to the output dtype and streams the block into a
+``merge(spec, out)`` reads every input one block at a time (a flat range of ``block_elems``
+entries per model, whatever the tensor's shape), computes in float32 on ``device``, casts to the output dtype and streams the block into a
 pre-planned shard. Peak memory is a few blocks per model plus the interpreter, whatever the model
 size. Statistics that need a whole tensor or the whole model (top-k thresholds, LATA's per-layer
 cosines) are gathered in extra read passes with bounded memory (:mod:`reprolib.merge.topk`).
@@ -30,13 +30,13 @@ from reprolib.io import (
     ShardedWriter,
     TensorInfo,
     atomic_output_dir,
-    read_tensor_rows,
     checkpoint_hashes,
+    read_tensor_range,
     package_versions,
 )
 from reprolib.merge.registry import Block, Method, get_method
 from reprolib.merge.topk import TopKSelector, magnitude_threshold
-from reprolib.vectors import LayerCosine, layer_cosines, layer_of
+from reprolib.vectors import LayerCosine, layer_of
 
 OUT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # config.json keys that must agree between merged checkpoints
@@ -107,6 +107,10 @@ def _open_inputs(spec: MergeSpec) -> _Inputs:
     for role, needed in (("base_model", method.needs_base), ("instruct_model", method.needs_instruct)):
         if needed and not getattr(spec, role):
             raise ConfigError(f"method '{spec.method}' needs '{role}'")
+    for role, used in (("target_model", method.needs_target), ("instruct_model", method.needs_instruct),
+                       ("base_model", method.needs_base or method.needs_target)):
+        if getattr(spec, role) and not used:
+            raise ConfigError(f"method '{spec.method}' does not use '{role}'; remove it (it would be ignored)")
     if method.needs_target and not (spec.target_model or spec.base_model):
         raise ConfigError(f"method '{spec.method}' needs 'target_model' (or 'base_model')")
     base = Checkpoint(spec.base_model) if spec.base_model else None
@@ -178,45 +182,52 @@ def _plan(inputs: _Inputs, out_dtype: str | None) -> list[tuple[str, dict[str, T
         is_float = ref_info.dtype in FLOAT_DTYPES
         dtype = OUT_DTYPES[out_dtype] if (out_dtype and is_float) else ref_info.dtype
         plan.append((name, infos, dtype))
+    # widest dtypes first (stable): every tensor starts at a multiple of its own element size, as
+    # the safetensors writer lays them out, so mmap readers can use the data in place
+    plan.sort(key=lambda entry: -torch.empty((), dtype=entry[2]).element_size())
     return plan
 
 
 # ----------------------------------------------------------------------------- reading blocks
 
 
-def _read_f32(info: TensorInfo, r0: int, r1: int, role: str, device: str) -> torch.Tensor:
-    x = read_tensor_rows(info, r0, r1).to(device=device, dtype=torch.float32)
-    if not torch.isfinite(x).all():
-        raise TensorMismatchError(f"{role} {info.file}: tensor '{info.name}' contains NaN or Inf")
+def _read_f32(info: TensorInfo, start: int, end: int, role: str, device: str) -> torch.Tensor:
+    x = read_tensor_range(info, start, end).to(device=device, dtype=torch.float32)
+    _check_finite(x, info, role)
     return x
 
 
-def _reader(infos: dict[str, TensorInfo], r0: int, r1: int, device: str):
-    """``get(role)`` → that role's float32 rows [r0, r1); a file region shared by two roles (the
-    target is the base or the instruct model) is read once."""
+def _check_finite(x: torch.Tensor, info: TensorInfo, role: str) -> None:
+    if not torch.isfinite(x).all():
+        raise TensorMismatchError(f"{role} {info.file}: tensor '{info.name}' contains NaN or Inf")
+
+
+def _reader(infos: dict[str, TensorInfo], start: int, end: int, device: str):
+    """``get(role)`` → that role's float32 entries [start, end); a file region shared by two roles
+    (the target is the base or the instruct model) is read once."""
     cache: dict[tuple, torch.Tensor] = {}
 
     def get(role: str) -> torch.Tensor:
         info = infos[role]
         key = (info.file, info.start)
         if key not in cache:
-            cache[key] = _read_f32(info, r0, r1, role, device)
+            cache[key] = _read_f32(info, start, end, role, device)
         return cache[key]
 
     return get
 
 
-def _row_ranges(info: TensorInfo, block_elems: int) -> list[tuple[int, int]]:
-    rows = max(1, block_elems // max(1, info.row_numel))
-    return [(r, min(r + rows, info.rows)) for r in range(0, info.rows, rows)] or [(0, 0)]
+def _ranges(numel: int, block_elems: int) -> list[tuple[int, int]]:
+    """Flat [start, end) blocks of a tensor; one empty block for an empty tensor."""
+    return [(s, min(s + block_elems, numel)) for s in range(0, numel, block_elems)] or [(0, 0)]
 
 
-def _make_block(inputs: _Inputs, name: str, get, r0: int, r1: int, row_numel: int, numel: int,
+def _make_block(inputs: _Inputs, name: str, get, start: int, end: int, numel: int,
                 seed: int, extra: dict, thresholds: list) -> Block:
-    """Assemble a Block; ``get(role)`` returns that role's float32 rows [r0, r1)."""
+    """Assemble a Block; ``get(role)`` returns that role's float32 entries [start, end)."""
     lw = extra.get("layer_weights")
     return Block(
-        name=name, numel=numel, start=r0 * row_numel, end=r1 * row_numel,
+        name=name, numel=numel, start=start, end=end,
         base=get("base") if inputs.base is not None else None,
         target=get("target") if inputs.target is not None else None,
         instruct=get("instruct") if inputs.instruct is not None else None,
@@ -227,19 +238,27 @@ def _make_block(inputs: _Inputs, name: str, get, r0: int, r1: int, row_numel: in
     )
 
 
+def _cast(merged: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
+    out = merged.to(dtype)
+    if not torch.isfinite(out).all():
+        raise TensorMismatchError(f"merged tensor '{name}' overflows {dtype} (|value| up to "
+                                  f"{float(merged.abs().max()):.3g}); choose dtype bfloat16 or float32")
+    return out
+
+
 # ----------------------------------------------------------------------------- statistics passes
 
 
 def _float_blocks(inputs: _Inputs, plan, block_elems: int, device: str, seed: int, extra: dict,
                   desc: str, progress: bool) -> Iterator[tuple[str, Block]]:
-    """Every row block of every float tensor, as (tensor name, Block without thresholds)."""
+    """Every block of every float tensor, as (tensor name, Block without thresholds)."""
     for name, infos, _ in tqdm(plan, desc=desc, unit="tensor", disable=not progress):
         ref = infos["models[0]"]
         if ref.dtype not in FLOAT_DTYPES:
             continue
-        for r0, r1 in _row_ranges(ref, block_elems):
-            yield name, _make_block(inputs, name, _reader(infos, r0, r1, device),
-                                    r0, r1, ref.row_numel, ref.numel, seed, extra, [])
+        for start, end in _ranges(ref.numel, block_elems):
+            yield name, _make_block(inputs, name, _reader(infos, start, end, device),
+                                    start, end, ref.numel, seed, extra, [])
 
 
 def _layer_weight_pass(inputs: _Inputs, plan, block_elems: int, device: str, seed: int, extra: dict,
@@ -287,6 +306,20 @@ def _global_threshold_pass(inputs: _Inputs, plan, block_elems, device, seed, ext
 # ----------------------------------------------------------------------------- the streaming merge
 
 
+def _check_device(device: str) -> None:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"parameter 'device' = {device!r} is not a device (use 'cpu' or 'cuda[:N]')") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"parameter 'device' = {device!r} but no CUDA device is available; use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"parameter 'device' = {device!r} but only {torch.cuda.device_count()} GPU(s) exist")
+    elif dev.type != "cpu":
+        raise ConfigError(f"parameter 'device' = {device!r}: only 'cpu' and 'cuda[:N]' are supported")
+
+
 def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: int = 1 << 20,
           max_shard_bytes: int = 2 * 1024**3, progress: bool = True, hash_inputs: bool = True) -> Path:
     """Merge the checkpoints of ``spec`` into the new HF folder ``out``; return its path.
@@ -299,8 +332,7 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
     out = Path(out)
     if out.exists():
         raise OutputExistsError(f"{out}: output path already exists; choose a new path or remove it")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"parameter 'device' = {device!r} but no CUDA device is available; use 'cpu'")
+    _check_device(device)
     if block_elems < 1:
         raise ConfigError(f"parameter 'block_elems' = {block_elems} must be positive")
     inputs = _open_inputs(spec)
@@ -322,21 +354,21 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
         try:
             for name, infos, out_dt in tqdm(plan, desc=f"merge ({spec.method})", unit="tensor", disable=not progress):
                 ref = infos[ref_role]
-                ranges = _row_ranges(ref, block_elems)
+                ranges = _ranges(ref.numel, block_elems)
                 if ref.dtype not in FLOAT_DTYPES:  # integer buffers: copied from the reference model
-                    for j, (r0, r1) in enumerate(ranges):
-                        writer.write(name, read_tensor_rows(ref, r0, r1), last=j == len(ranges) - 1)
+                    for j, (start, end) in enumerate(ranges):
+                        writer.write(name, read_tensor_range(ref, start, end), last=j == len(ranges) - 1)
                     continue
 
-                def block_at(r0, r1, thresholds):
-                    return _make_block(inputs, name, _reader(infos, r0, r1, device),
-                                       r0, r1, ref.row_numel, ref.numel, spec.seed, extra, thresholds)
+                def block_at(start, end, thresholds):
+                    return _make_block(inputs, name, _reader(infos, start, end, device),
+                                       start, end, ref.numel, spec.seed, extra, thresholds)
 
                 thresholds = _tensor_thresholds(inputs, densities, global_thr, ranges, ref.numel, block_at)
-                for j, (r0, r1) in enumerate(ranges):
-                    blk = block_at(r0, r1, thresholds)
-                    merged = method.combine(blk, method.vectors(blk))
-                    writer.write(name, merged.to(out_dt).cpu(), last=j == len(ranges) - 1)
+                for j, (start, end) in enumerate(ranges):
+                    blk = block_at(start, end, thresholds)
+                    merged = _cast(method.combine(blk, method.vectors(blk)), out_dt, name)
+                    writer.write(name, merged.cpu(), last=j == len(ranges) - 1)
             writer.close()
         except BaseException:
             writer.abort()
@@ -360,7 +392,7 @@ def _tensor_thresholds(inputs: _Inputs, densities, global_thr, ranges, numel: in
         blk = block_at(*ranges[0], [])
         return [magnitude_threshold(v, d) for v, d in zip(inputs.method.vectors(blk), densities)]
     return _select([TopKSelector(numel, d) for d in densities],
-                   lambda: (inputs.method.vectors(block_at(r0, r1, [])) for r0, r1 in ranges))
+                   lambda: (inputs.method.vectors(block_at(start, end, [])) for start, end in ranges))
 
 
 def _provenance(spec: MergeSpec, inputs: _Inputs, extra: dict, hash_inputs: bool) -> dict:
@@ -386,6 +418,15 @@ def _provenance(spec: MergeSpec, inputs: _Inputs, extra: dict, hash_inputs: bool
 # ----------------------------------------------------------------------------- in-memory path
 
 
+class _MemoryCheckpoint:
+    """A state dict seen through the Checkpoint interface (names, shapes, dtypes), so the
+    in-memory path runs the same validation as the streaming engine."""
+
+    def __init__(self, sd: dict[str, torch.Tensor], label: str):
+        self.sd, self.path, self.config = sd, Path(f"<{label}>"), {}
+        self.tensors = {n: TensorInfo(n, self.path, t.dtype, tuple(t.shape), 0, 0) for n, t in sd.items()}
+
+
 def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: dict | None = None,
                       target: dict | None = None, instruct: dict | None = None, params: dict | None = None,
                       model_params: list[dict] | None = None, seed: int = 0,
@@ -394,47 +435,59 @@ def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: 
 
     The reference for the streaming engine and the fast path for small models: thresholds come
     from ``torch.kthvalue`` on whole tensors (or on the concatenated model for ``topk_scope: model``).
-    Float tensors are merged in float32 and cast back to ``out_dtype`` or their own dtype.
+    Float tensors are merged in float32 and cast back to ``out_dtype`` or their own dtype. Inputs are
+    validated as in :func:`merge` (names, shapes, dtypes, NaN/Inf).
     """
     m = get_method(method)
     params, mps = m.resolve(params or {}, model_params or [{} for _ in models], where=f"method '{method}'")
-    default_target = instruct if m.default_target == "instruct" else base
-    inputs = _Inputs(m, params, mps, list(models), base if m.needs_base else None,
-                     (target if target is not None else default_target) if m.needs_target else None,
-                     instruct if m.needs_instruct else None)
-    sds = {"base": inputs.base, "target": inputs.target, "instruct": inputs.instruct}
-    sds.update({f"models[{i}]": sd for i, sd in enumerate(models)})
-    ref = inputs.reference
+    for role, sd, needed in (("base", base, m.needs_base), ("instruct", instruct, m.needs_instruct)):
+        if needed and sd is None:
+            raise ConfigError(f"method '{method}' needs a {role} state dict")
+    wrap = lambda sd, label: None if sd is None else _MemoryCheckpoint(sd, label)  # noqa: E731
+    base_ck, instruct_ck = wrap(base, "base"), wrap(instruct, "instruct")
+    target_ck = wrap(target, "target") if target is not None else (instruct_ck if m.default_target == "instruct" else base_ck)
+    inputs = _Inputs(m, params, mps, [wrap(sd, f"models[{i}]") for i, sd in enumerate(models)],
+                     base_ck if m.needs_base else None, target_ck if m.needs_target else None,
+                     instruct_ck if m.needs_instruct else None)
+    plan = _plan(inputs, None)
     extra = m.setup(params, len(models), seed) if m.setup else {}
-    float_names = [n for n, t in ref.items() if t.dtype in FLOAT_DTYPES]
+    checkpoints = dict(inputs.roles())
 
-    def whole(name):
-        t = ref[name]
-        return _make_block(inputs, name, lambda role: sds[role][name].float(), 0, t.shape[0] if t.dim() else 1,
-                           t[0].numel() if t.dim() else 1, t.numel(), seed, extra, [])
+    def whole(name, infos):
+        def get(role):
+            info = infos[role]
+            x = checkpoints[role].sd[info.name].float()
+            _check_finite(x, info, role)
+            return x
+        return _make_block(inputs, name, get, 0, infos["models[0]"].numel, infos["models[0]"].numel, seed, extra, [])
 
+    floats = [(name, infos) for name, infos, _ in plan if infos["models[0]"].dtype in FLOAT_DTYPES]
     if m.needs_instruct:
-        cos = [layer_cosines({n: models[i][n].float() - base[n].float() for n in float_names},
-                             {n: instruct[n].float() - base[n].float() for n in float_names}) for i in range(len(models))]
-        extra["layer_cosines"] = cos
-        extra["layer_weights"] = m.layer_weights(params, cos)
+        accs = [LayerCosine() for _ in models]
+        for name, infos in floats:
+            blk = whole(name, infos)
+            for acc, v in zip(accs, blk.task_vectors()):
+                acc.add(name, v, blk.instruct - blk.base)
+        extra["layer_cosines"] = [acc.cosines() for acc in accs]
+        extra["layer_weights"] = m.layer_weights(params, extra["layer_cosines"])
     densities = _densities(inputs)
     global_thr = None
     if densities is not None and params.get("topk_scope") == "model":
         per_model = [[] for _ in models]
-        for name in float_names:
-            for acc, v in zip(per_model, m.vectors(whole(name))):
+        for name, infos in floats:
+            for acc, v in zip(per_model, m.vectors(whole(name, infos))):
                 acc.append(v.reshape(-1))
         global_thr = [magnitude_threshold(torch.cat(vs), d) for vs, d in zip(per_model, densities)]
         extra["global_thresholds"] = global_thr
+    ref_sd = checkpoints[inputs.reference_role].sd
     merged = {}
-    for name, t in ref.items():
-        if t.dtype not in FLOAT_DTYPES:
-            merged[name] = t.clone()
+    for name, infos, dtype in plan:
+        if infos["models[0]"].dtype not in FLOAT_DTYPES:
+            merged[name] = ref_sd[name].clone()
             continue
-        blk = whole(name)
+        blk = whole(name, infos)
         vs = m.vectors(blk)
         if densities is not None:
             blk.thresholds = list(global_thr) if global_thr else [magnitude_threshold(v, d) for v, d in zip(vs, densities)]
-        merged[name] = m.combine(blk, vs).to(out_dtype or t.dtype)
+        merged[name] = _cast(m.combine(blk, vs), out_dtype or dtype, name)
     return merged, extra

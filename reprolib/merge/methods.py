@@ -264,7 +264,16 @@ def m3_merge(base: Tensor, task_vectors: Sequence[Tensor], lambdas: Sequence[flo
 def m3_ties(base: Tensor, task_vectors: Sequence[Tensor], lambdas: Sequence[float], scale: float = 1.0,
             thresholds: Sequence[float] | None = None, density: float = 1.0) -> Tensor:
     """TIES with M³'s disjoint merge (M³ App. H, Fig. 6): trim and elect signs as TIES does; where
-    both vectors keep an entry it becomes λ τ_1 + (1 − λ) τ_2, where one does it keeps that value.
-    For n models: Σ_{k agrees} λ_k τ_k / Σ_{k agrees} λ_k (reduces to the two-model rule).
-    The result is scaled by s (TIES's scaling term)."""
-    return ties(base, task_vectors, lambdas, density, scale, thresholds, divisor="weights")
+    both vectors keep an entry it becomes λ τ_1 + (1 − λ) τ_2, where only one does it keeps that
+    value ("we preserve their original values"). For n models: Σ_{k agrees} λ_k τ_k / Σ_{k agrees} λ_k,
+    and the plain mean of the agreeing entries where their λ sum to 0 (so an entry kept by one model
+    is its value whatever λ is). The result is scaled by s (TIES's scaling term)."""
+    if thresholds is None:
+        thresholds = [None] * len(task_vectors)
+    trimmed = torch.stack([magnitude_prune(t, density, thr) for t, thr in zip(task_vectors, thresholds)])
+    agree = elect_sign_mask(trimmed)
+    lam = torch.tensor(list(lambdas), dtype=trimmed.dtype, device=trimmed.device).view((-1,) + (1,) * (trimmed.dim() - 1))
+    lam_total = (agree * lam).sum(dim=0)
+    interpolated = (trimmed * agree * lam).sum(dim=0) / torch.where(lam_total > 0, lam_total, torch.ones_like(lam_total))
+    mean = disjoint_mean(trimmed, agree)
+    return base + scale * torch.where(lam_total > 0, interpolated, mean)

@@ -186,12 +186,17 @@ def _with_dare(block: Block) -> list[torch.Tensor]:
 
 # ----------------------------------------------------------------------------- linear family
 
+def _check_linear(params: dict, model_params: list[dict]) -> None:
+    if params["normalize"] and sum(mp["weight"] for mp in model_params) == 0:
+        raise ConfigError("parameter 'weight': the models' weights sum to 0, so 'normalize' would divide by zero")
+
+
 register(Method(
     "linear", M.weighted_average.__doc__,
     combine=lambda b, _: M.weighted_average(b.models, b.weights(), b.params["normalize"]),
     vectors=lambda b: [],
     params=(Param("normalize", bool, True, "divide by Σ w_i"),),
-    model_params=(WEIGHT,), needs_base=False,
+    model_params=(WEIGHT,), needs_base=False, check=_check_linear,
 ))
 
 register(Method(
@@ -233,10 +238,11 @@ register(Method(
 ))
 
 
-def _ties_combine(b: Block, vs: list[torch.Tensor]) -> torch.Tensor:
-    """TIES over ``vs`` with the per-model trim thresholds the engine computed (per tensor or whole model)."""
-    return M.ties(b.base, vs, b.weights(), density=1.0, scale=b.params["lambda"], thresholds=b.thresholds,
-                  divisor=b.params["divisor"])
+def _ties_combine(b: Block, vs: list[torch.Tensor], origin: torch.Tensor | None = None) -> torch.Tensor:
+    """TIES over ``vs`` with the per-model trim thresholds the engine computed (per tensor or whole
+    model), added to ``origin`` (default: the base)."""
+    return M.ties(b.base if origin is None else origin, vs, b.weights(), density=1.0, scale=b.params["lambda"],
+                  thresholds=b.thresholds, divisor=b.params["divisor"])
 
 
 register(Method(
@@ -288,6 +294,9 @@ def _lata_weights(params: dict, cosines: list[dict[str, float]]) -> list[dict[st
 
     out = []
     for cos in cosines:
+        if not any(is_block(k) for k in cos):
+            raise ConfigError("LATA found no transformer blocks in the parameter names (groups: "
+                              f"{', '.join(sorted(cos))}); see reprolib.vectors.layer_of for the recognised patterns")
         ranked = cos if params["non_block"] == "rank" else {k: v for k, v in cos.items() if is_block(k)}
         weights = M.lata_layer_weights(ranked, params["scheme"], params["sigma"])
         fill = 0.0 if params["non_block"] == "drop" else 1.0
@@ -305,7 +314,7 @@ def _lata_vectors(b: Block) -> list[torch.Tensor]:
 def _lata_combine(b: Block, vs: list[torch.Tensor]) -> torch.Tensor:
     """θ' = θ_target + λ Σ_i λ_i τ'_i (LATA eq. 11; eq. 12 with a negative weight), or TIES on τ'."""
     if b.params["combine"] in ("ties", "dare_ties"):
-        return _ties_combine(b, vs)
+        return _ties_combine(b, vs, origin=b.target)
     return M.task_arithmetic(b.target, vs, b.weights(), b.params["lambda"])
 
 
