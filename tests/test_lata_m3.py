@@ -177,3 +177,11 @@ def test_lata_m3_bad_parameters(family, tmp_path, method, models, params, needle
     with pytest.raises(ConfigError, match=needle):
         merge(spec, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_layer_cosines_of_state_dicts_matches_accumulator():
+    from reprolib.vectors import layer_cosines
+
+    a = {"model.layers.0.w": torch.tensor([1.0, 0.0]), "model.layers.1.w": torch.tensor([1.0, 2.0])}
+    b = {"model.layers.0.w": torch.tensor([1.0, 1.0]), "model.layers.1.w": torch.tensor([-2.0, 1.0])}
+    assert layer_cosines(a, b) == {"layers.0": pytest.approx(1 / math.sqrt(2)), "layers.1": 0.0}

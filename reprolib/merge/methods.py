@@ -15,7 +15,6 @@ from typing import Sequence
 import torch
 
 from reprolib.merge.topk import magnitude_threshold
-from reprolib.vectors import task_vector  # noqa: F401  (re-exported: τ = θ_ft − θ_base)
 
 Tensor = torch.Tensor
 
@@ -224,9 +223,9 @@ def lata_layer_weights(cosines: dict[str, float], scheme: str, sigma: float = 0.
     raise ValueError(f"parameter 'scheme' = {scheme!r} is not one of ['linear', 'log', 'threshold']")
 
 
-def lata_pure_vector(task_vector: Tensor, layer_weight: float) -> Tensor:
+def lata_pure_vector(tau: Tensor, layer_weight: float) -> Tensor:
     """τ'^i = w_i τ^i with τ = θ_ft − θ_pre (LATA eq. 7–10) for the tensors of layer i."""
-    return task_vector * layer_weight
+    return tau * layer_weight
 
 
 # ----------------------------------------------------------------------------- M³
