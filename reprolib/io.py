@@ -111,7 +111,7 @@ def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
             raise CheckpointError(f"{path}: tensor '{name}' has a malformed header entry ({e})") from e
         if any(d < 0 for d in shape):
             raise CheckpointError(f"{path}: tensor '{name}' has a negative dimension in shape {list(shape)}")
-        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        nbytes = math.prod(shape) * dtype.itemsize
         if end - begin != nbytes or begin < 0:
             raise CheckpointError(
                 f"{path}: tensor '{name}' byte range [{begin}, {end}) does not match shape {list(shape)} {entry['dtype']}"
@@ -135,7 +135,7 @@ def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
 def read_tensor_range(info: TensorInfo, start: int = 0, end: int | None = None) -> torch.Tensor:
     """Read flat entries [start, end) of a tensor (1-D, stored dtype) with ``pread``, without mmap."""
     end = info.numel if end is None else end
-    esize = torch.empty((), dtype=info.dtype).element_size()
+    esize = info.dtype.itemsize
     nbytes = (end - start) * esize
     if nbytes <= 0:
         return torch.empty(0, dtype=info.dtype)
@@ -263,7 +263,7 @@ def _header_bytes(entries: list[tuple[str, torch.dtype, tuple[int, ...]]], metad
     header: dict = {"__metadata__": metadata} if metadata else {}
     offset, sizes = 0, []
     for name, dtype, shape in entries:
-        n = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        n = math.prod(shape) * dtype.itemsize
         header[name] = {"dtype": DTYPE_NAMES[dtype], "shape": list(shape), "data_offsets": [offset, offset + n]}
         offset += n
         sizes.append(n)
@@ -287,7 +287,7 @@ class ShardedWriter:
         shards: list[list] = [[]]
         size = 0
         for e in entries:
-            n = math.prod(e[2]) * torch.empty((), dtype=e[1]).element_size()
+            n = math.prod(e[2]) * e[1].itemsize
             if shards[-1] and size + n > max_shard_bytes:
                 shards.append([])
                 size = 0

@@ -184,7 +184,7 @@ def _plan(inputs: _Inputs, out_dtype: str | None) -> list[tuple[str, dict[str, T
         plan.append((name, infos, dtype))
     # widest dtypes first (stable): every tensor starts at a multiple of its own element size, as
     # the safetensors writer lays them out, so mmap readers can use the data in place
-    plan.sort(key=lambda entry: -torch.empty((), dtype=entry[2]).element_size())
+    plan.sort(key=lambda entry: -entry[2].itemsize)
     return plan
 
 
@@ -261,11 +261,11 @@ def _float_blocks(inputs: _Inputs, plan, block_elems: int, device: str, seed: in
                                     start, end, ref.numel, seed, extra, [])
 
 
-def _layer_weight_pass(inputs: _Inputs, plan, block_elems: int, device: str, seed: int, extra: dict,
-                       progress: bool) -> None:
-    """LATA: per-layer cos(τ_comp,i, τ_instr) per model, then the method's layer weights."""
+def _layer_weights(inputs: _Inputs, blocks: Iterator[tuple[str, Block]], extra: dict) -> None:
+    """LATA: per-layer cos(τ_comp,i, τ_instr) per model over ``blocks``, then the method's layer
+    weights, into ``extra`` (shared by the streaming and the in-memory path)."""
     accs = [LayerCosine() for _ in inputs.models]
-    for name, blk in _float_blocks(inputs, plan, block_elems, device, seed, {}, "layer cosines", progress):
+    for name, blk in blocks:
         instr = blk.instruct - blk.base
         for acc, v in zip(accs, blk.task_vectors()):
             acc.add(name, v, instr)
@@ -340,7 +340,8 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
     method = inputs.method
     extra = method.setup(inputs.params, len(inputs.models), spec.seed) if method.setup else {}
     if method.needs_instruct:
-        _layer_weight_pass(inputs, plan, block_elems, device, spec.seed, extra, progress)
+        _layer_weights(inputs, _float_blocks(inputs, plan, block_elems, device, spec.seed, {}, "layer cosines",
+                                             progress), extra)
     densities = _densities(inputs)
     global_thr = None
     if densities is not None and inputs.params.get("topk_scope") == "model":
@@ -463,13 +464,7 @@ def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: 
 
     floats = [(name, infos) for name, infos, _ in plan if infos["models[0]"].dtype in FLOAT_DTYPES]
     if m.needs_instruct:
-        accs = [LayerCosine() for _ in models]
-        for name, infos in floats:
-            blk = whole(name, infos)
-            for acc, v in zip(accs, blk.task_vectors()):
-                acc.add(name, v, blk.instruct - blk.base)
-        extra["layer_cosines"] = [acc.cosines() for acc in accs]
-        extra["layer_weights"] = m.layer_weights(params, extra["layer_cosines"])
+        _layer_weights(inputs, ((name, whole(name, infos)) for name, infos in floats), extra)
     densities = _densities(inputs)
     global_thr = None
     if densities is not None and params.get("topk_scope") == "model":

@@ -89,6 +89,9 @@ class Block:
         return [mp["weight"] for mp in self.model_params]
 
     def dare_masked(self, vectors: Sequence[torch.Tensor], drop_rate: float) -> list[torch.Tensor]:
+        """DARE each vector with this block's masks; p = 0 returns them unchanged (no masks drawn)."""
+        if drop_rate == 0.0:
+            return list(vectors)
         keep = 1.0 - drop_rate
         return [
             M.dare(v, drop_rate, M.dare_mask(self.name, self.numel, keep, self.seed, self.start, self.end, model=i))
@@ -305,10 +308,9 @@ def _lata_weights(params: dict, cosines: list[dict[str, float]]) -> list[dict[st
 
 
 def _lata_vectors(b: Block) -> list[torch.Tensor]:
+    """Pure vectors (DARE'd when drop_rate > 0, which _check_combine allows only with a DARE combine)."""
     pure = [M.lata_pure_vector(m - b.instruct, w) for m, w in zip(b.models, b.layer_weights)]
-    if b.params["combine"] in ("dare", "dare_ties"):
-        pure = b.dare_masked(pure, b.params["drop_rate"])
-    return pure
+    return b.dare_masked(pure, b.params["drop_rate"])
 
 
 def _lata_combine(b: Block, vs: list[torch.Tensor]) -> torch.Tensor:
@@ -358,11 +360,6 @@ def _m3_setup(params: dict, n: int, seed: int) -> dict:
     return {"lambdas": M.pseries_lambdas(n, params["p"])}
 
 
-def _m3_vectors(b: Block) -> list[torch.Tensor]:
-    vs = b.task_vectors()
-    return b.dare_masked(vs, b.params["drop_rate"]) if b.params["combine"] in ("dare", "dare_ties") else vs
-
-
 def _m3_combine(b: Block, vs: list[torch.Tensor]) -> torch.Tensor:
     lambdas, s = b.extra["lambdas"], b.params["scale"]
     if b.params["combine"] in ("ties", "dare_ties"):
@@ -376,7 +373,7 @@ register(Method(
     "λ ~ Beta(α, α) (eq. 3); n models: p-series λ_k ∝ k^−p in the models' order of dominance (eq. 4). "
     "combine: ta (eq. 2), dare (DARE on δ_k first), ties / dare_ties (App. H: the disjoint mean becomes "
     "the λ-interpolation of the agreeing entries). One λ draw per merge, from the merge's seed.",
-    combine=_m3_combine, vectors=_m3_vectors,
+    combine=_m3_combine, vectors=_with_dare,
     params=(
         Param("direction", str, "beta", "beta (2 models, eq. 3) | pseries (eq. 4) | dirichlet (extension)",
               choices=("beta", "pseries", "dirichlet")),
