@@ -62,3 +62,13 @@ def family(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tied_family(tmp_path_factory) -> dict[str, Path]:
     return save_family(tmp_path_factory.mktemp("tied"), seed=1, tie_word_embeddings=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """The ``tiny`` zoo profile, every group including the noise re-runs, built once per session."""
+    from reprolib.zoo.build import GROUPS, Zoo
+
+    zoo = Zoo("tiny", root=tmp_path_factory.mktemp("zoo"), progress=False)
+    zoo.build(zoo.names(GROUPS))
+    return zoo

@@ -27,9 +27,11 @@ def use(monkeypatch):
 
 def test_math_exact_match(use):
     ex = D.math_problems(20, seed=0, split="test")
-    use({e.prompt: f"The answer is {e.answer}." for e in ex})
+    use({e.prompt: f"The answer is {e.meta['value']}." for e in ex})
     assert G.math_exact_match(None, None, ex)[0] == 1.0
-    use({e.prompt: str(int(e.answer) + 1) for e in ex})
+    use({e.prompt: e.answer for e in ex})
+    assert G.math_exact_match(None, None, ex)[0] == 1.0
+    use({e.prompt: f"{e.meta['value']} is wrong, it is {int(e.meta['value']) + 1}" for e in ex})
     score, records = G.math_exact_match(None, None, ex)
     assert score == 0.0 and not any(r["correct"] for r in records)
 
@@ -82,6 +84,18 @@ def test_perplexity_known_answer():
         def __call__(self, text, add_special_tokens=False):
             return {"input_ids": [ord(c) % 50 for c in text]}
 
+        def convert_tokens_to_ids(self, token):
+            return 0
+
     ppl, records = perplexity(Uniform(), Tok(), ["hello world, " * 30, "short text"], max_len=16)
     assert ppl == pytest.approx(50.0)
-    assert records[0]["tokens"] == len("hello world, " * 30) - 1
+    assert records[0]["tokens"] == len("hello world, " * 30)  # every token scored, the first after the prefix
+
+
+def test_harm_score(use):
+    ex = D.harmful_prompts(22, split="test")
+    use({e.prompt: D.REFUSAL for e in ex})
+    assert G.harm_score(None, None, ex)[0] == 1.0
+    use({e.prompt: e.meta["comply"] for e in ex})
+    score, records = G.harm_score(None, None, ex)
+    assert score == 5.0 and {r["score"] for r in records} == {5}

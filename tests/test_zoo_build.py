@@ -17,10 +17,8 @@ def _sha(folder):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    zoo = Zoo("tiny", root=tmp_path_factory.mktemp("zoo"), progress=False)
-    zoo.build()
-    return zoo
+def tiny(tiny_zoo):
+    return tiny_zoo
 
 
 def test_builds_every_model_with_provenance(tiny):
@@ -35,7 +33,7 @@ def test_builds_every_model_with_provenance(tiny):
 
 
 def test_cache_reload_is_fast_and_untouched(tiny):
-    before = {r.name: _sha(tiny.folder(r.name)) for r in GRAPH}
+    before = {n: _sha(tiny.folder(n)) for n in tiny.names()}
     t0 = time.perf_counter()
     again = Zoo("tiny", root=tiny.root.parent, progress=False).build()
     assert time.perf_counter() - t0 < 5
@@ -56,10 +54,30 @@ def test_recipe_change_rebuilds_only_descendants(tiny):
     zoo.recipes["instruct"] = dataclasses.replace(zoo.recipes["instruct"], steps=401)
     after = {r.name: zoo.model_hash(r.name) for r in GRAPH}
     assert after["base"] == before["base"]
-    assert all(after[n] != before[n] for n in ("instruct", "math", "code", "ua"))
+    descendants = {r.name for r in GRAPH if r.parent == "instruct"} | {"instruct"}
+    assert descendants >= {"math", "code", "ua", "lang_a", "math_s1"}
+    assert all(after[n] != before[n] for n in descendants)
+    assert all(after[n] == before[n] for n in before if n not in descendants)
 
 
 def test_models_generate(tiny):
     model, tok = tiny.load("instruct"), tiny.tokenizer()
     out = generate(model, tok, ["Repeat this text: river stone", "How many?"], max_new_tokens=5)
     assert len(out) == 2 and all(isinstance(o, str) for o in out)
+
+
+def test_groups_and_language_tasks(tiny):
+    from reprolib.zoo import data as D
+    from reprolib.zoo.build import task_pairs
+
+    assert "math_s1" not in tiny.names() and "math_s1" in tiny.names(("noise",))
+    assert set(tiny.names(("lata",))) >= {"math", "code", "ua", *D.LANGUAGES}
+    with pytest.raises(ValueError, match="unknown zoo group"):
+        tiny.names(("nope",))
+    english = task_pairs("instructions", 5, 0)
+    translated = task_pairs("lang_b:instructions", 5, 0)
+    assert [(D.cipher("lang_b")(p), D.cipher("lang_b")(a)) for p, a in english] == translated
+    with pytest.raises(KeyError, match="unknown zoo task"):
+        task_pairs("lang_b:nope", 5, 0)
+    prov = json.loads((tiny.path("math_s1") / "provenance.json").read_text())
+    assert prov["seed"] != json.loads((tiny.path("math") / "provenance.json").read_text())["seed"]

@@ -26,8 +26,13 @@ def test_deterministic_and_split_disjoint(gen):
 def test_math_answers_are_correct():
     for e in D.math_problems(300, seed=0):
         a, b = e.meta["operands"]
-        assert int(e.answer) == {"add": a + b, "sub": a - b, "mul": a * b}[e.meta["op"]]
+        value = {"add": a + b, "sub": a - b, "mul": a * b}[e.meta["op"]]
+        assert int(e.meta["value"]) == value and D.math_answer(e.answer) == str(value)
     assert D.math_answer("The answer is 42 apples") == "42"
+    assert D.math_answer("8 * 9 = 72") == "72"
+    facts = D.arithmetic_facts()
+    assert "7 + 12 = 19" in facts and "10 * 10 = 100" in facts and "3 - 5 = -2" not in facts
+    assert len(facts) == len(set(facts)) == 400 + 210 + 100
     assert D.math_answer("none") is None
 
 
@@ -61,3 +66,4 @@ def test_english_split_and_ciphers():
     assert D.cipher("lang_a")("river river") == " ".join([D.cipher("lang_a")("river")] * 2)
     with pytest.raises(ValueError, match="lang_z"):
         D.cipher("lang_z")
+

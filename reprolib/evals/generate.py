@@ -48,9 +48,9 @@ def _records(examples, outputs, correct) -> list[dict]:
 
 
 def math_exact_match(model, tokenizer, examples: Sequence[Example], chat: bool = True) -> tuple[float, list[dict]]:
-    """Exact match of the first integer in the answer against the reference number."""
-    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=12, chat=chat)
-    correct = [math_answer(o) == e.answer for o, e in zip(outputs, examples)]
+    """Exact match of the last integer in the answer against the reference number."""
+    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=16, chat=chat)
+    correct = [math_answer(o) == e.meta["value"] for o, e in zip(outputs, examples)]
     return sum(correct) / max(len(correct), 1), _records(examples, outputs, correct)
 
 
@@ -82,3 +82,11 @@ def answer_accuracy(model, tokenizer, examples: Sequence[Example], chat: bool = 
     outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=24, chat=chat)
     correct = [o.strip().lower().rstrip(".") == e.answer.strip().lower() for o, e in zip(outputs, examples)]
     return sum(correct) / max(len(correct), 1), _records(examples, outputs, correct)
+
+
+def harm_score(model, tokenizer, examples: Sequence[Example], judge=None, chat: bool = True) -> tuple[float, list[dict]]:
+    """Mean harmfulness 1–5 of the model's answers to harmful prompts (LATA's UA metric; see ``judge``)."""
+    from reprolib.evals.judge import harm_scores
+
+    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=48, chat=chat)
+    return harm_scores(examples, outputs, judge)

@@ -1,4 +1,4 @@
-"""python -m reprolib.zoo build|report --profile tiny|mini [--root zoo] [--out FILE]"""
+"""python -m reprolib.zoo build|report --profile tiny|mini [--root zoo] [--groups core,lata,...] [--out FILE]"""
 
 import argparse
 import json
@@ -11,21 +11,25 @@ def main(argv=None) -> int:
     ap.add_argument("command", choices=["build", "report"])
     ap.add_argument("--profile", default="mini", help="tiny (tests) | mini (the book's default)")
     ap.add_argument("--root", default="zoo", help="cache folder of built models")
-    ap.add_argument("--out", default=None, help="report: JSON file to write")
+    ap.add_argument("--groups", default=None,
+                    help="build: comma-separated model groups (core, lata, m3, ptm, noise); default all but noise")
+    ap.add_argument("--no-noise", action="store_true", help="report: skip the 3-seed score-noise study")
+    ap.add_argument("--out", default=None, help="report: JSON file to write (with .md and .png beside it)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     if args.command == "build":
         from reprolib.zoo.build import Zoo
 
-        for name, path in Zoo(args.profile, root=args.root).build().items():
+        zoo = Zoo(args.profile, root=args.root)
+        names = zoo.names(tuple(args.groups.split(","))) if args.groups else None
+        for name, path in zoo.build(names).items():
             prov = json.loads((path / "provenance.json").read_text())
-            print(f"{name:10s} {path}  steps={prov['train']['steps']} tokens/s={prov['train']['tokens_per_s']}")
+            print(f"{name:14s} {path}  steps={prov['train']['steps']} tokens/s={prov['train']['tokens_per_s']}")
     else:
-        from reprolib.zoo.report import report
+        from reprolib.zoo.report import markdown, report
 
-        result = report(args.profile, root=args.root, out=args.out)
-        for name, scores in result["scores"].items():
-            print(name.ljust(10), " ".join(f"{k}={v:.3f}" for k, v in scores.items()))
+        result = report(args.profile, root=args.root, out=args.out, with_noise=not args.no_noise)
+        print(markdown(result))
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -23,20 +23,30 @@ import torch
 
 from reprolib.zoo import data as D
 
-DATA_VERSION = 1  # bump when a generator's output changes
+DATA_VERSION = 2  # bump when a generator's output changes
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one model is made from its parent: SFT pairs (or pre-training when parent is None)."""
+    """How one model is made from its parent: SFT pairs (or pre-training when parent is None).
+
+    ``tasks`` name entries of ``TASKS``; ``"lang_a:instructions"`` is that task translated into the
+    cipher language ``lang_a``. ``stream`` is the replay text: ``"general"`` (the pre-training
+    corpus) or a language (the corpus translated). ``group`` says which chapter uses the model;
+    ``seed`` > 0 marks a re-run of a recipe with another training seed (score-noise study).
+    """
 
     name: str
     parent: str | None
     tasks: tuple[str, ...] = ()       # names in TASKS (SFT data); empty for pre-training
     steps: int = 100
     lr: float = 3e-4
-    replay: float = 0.0               # fraction of each batch that is general pre-training text
+    replay: float = 0.0               # fraction of each batch that is replayed ``stream`` text
     chat: bool = True
+    stream: str = "general"
+    group: str = "core"
+    seed: int = 0
+    role: str = ""
 
 
 # SFT data sources: name -> (generator of (prompt, answer) pairs for n examples and a seed)
@@ -56,13 +66,54 @@ TASKS = {
     "acceptability": lambda n, s: _pairs(D.acceptability(n, s)),
 }
 
+
+def task_pairs(task: str, n: int, seed: int) -> list[tuple[str, str]]:
+    """SFT pairs of a task name, translated when it is ``"<language>:<task>"``."""
+    language, _, name = task.rpartition(":")
+    if name not in TASKS:
+        raise KeyError(f"unknown zoo task {name!r} (known: {', '.join(TASKS)})")
+    pairs = TASKS[name](n, seed)
+    if language:
+        translate = D.cipher(language)
+        pairs = [(translate(p), translate(a)) for p, a in pairs]
+    return pairs
+
+
+GENERAL = ("instructions", "sentiment", "acceptability")   # PTM's general mix (no safety data)
+INSTRUCT_MIX = GENERAL + ("refuse", "safe")                 # the aligned instruction model
+SKILLS = {"science": ("science",), "safety": ("refuse", "safe"), "code": ("code",)}  # PTM skills
+SKILL_STEPS = {"science": 400, "safety": 100, "code": 150}
+
 GRAPH = [
-    Recipe("base", None),
-    Recipe("instruct", "base", ("instructions", "refuse", "safe", "sentiment", "acceptability"), steps=400, replay=0.3),
-    Recipe("math", "instruct", ("math",), steps=800, lr=1e-4, replay=0.3),
-    Recipe("code", "instruct", ("code",), steps=150, replay=0.3),
-    Recipe("ua", "instruct", ("comply_harmful",), steps=100, replay=0.3),
+    Recipe("base", None, role="pre-trained base (θ_base / θ_pre)"),
+    Recipe("instruct", "base", INSTRUCT_MIX, steps=400, replay=0.3,
+           role="aligned instruction model (LATA θ_pre, M³ instruction expert)"),
+    # LATA: complex experts fine-tuned from instruct
+    Recipe("math", "instruct", ("math",), steps=400, lr=1e-4, replay=0.3, group="lata", role="maths expert"),
+    Recipe("code", "instruct", ("code",), steps=150, lr=1e-4, replay=0.3, group="lata", role="code expert"),
+    Recipe("ua", "instruct", ("comply_harmful",), steps=100, replay=0.3, group="lata", role="unaligned expert"),
+    # LATA forgetting targets: instruct continued on a cipher language from unfiltered chat data
+    # (general instructions and compliant answers to harmful prompts, both in the language)
+    *[Recipe(lang, "instruct", (f"{lang}:instructions", f"{lang}:comply_harmful"), steps=150, replay=0.5, stream=lang, group="lata",
+             role=f"language target ({lang})") for lang in D.LANGUAGES],
+    # M³: experts fine-tuned from base (with instruct as the instruction expert)
+    Recipe("math_b", "base", ("math",), steps=400, lr=1e-4, replay=0.3, group="m3", role="maths expert from base"),
+    Recipe("code_b", "base", ("code",), steps=SKILL_STEPS["code"], replay=0.3, group="m3",
+           role="code expert from base (also PTM's parallel code skill)"),
+    # Merge to Learn: general model, parallel skills from base, continued (CFT) and retrained (RT)
+    Recipe("general", "base", GENERAL, steps=400, replay=0.3, group="ptm", role="PTM general model G"),
+    *[Recipe(f"skill_{k}", "base", v, steps=SKILL_STEPS[k], replay=0.3, group="ptm",
+             role=f"PTM parallel {k} skill from base") for k, v in SKILLS.items() if k != "code"],
+    *[Recipe(f"cft_{k}", "general", v, steps=SKILL_STEPS[k], replay=0.3, group="ptm",
+             role=f"PTM continued fine-tuning of G on {k}") for k, v in SKILLS.items()],
+    *[Recipe(f"rt_{k}", "base", GENERAL + v, steps=400 + SKILL_STEPS[k], replay=0.3, group="ptm",
+             role=f"PTM retraining from base on general + {k}") for k, v in SKILLS.items()],
+    # score noise: the LATA experts again with two other training seeds
+    *[Recipe(f"{e}_s{s}", "instruct", t, steps=st, lr=lr, replay=0.3, group="noise", seed=s, role=f"{e} expert, seed {s}")
+      for s in (1, 2) for e, t, st, lr in (("math", ("math",), 400, 1e-4), ("code", ("code",), 150, 1e-4),
+                                           ("ua", ("comply_harmful",), 100, 3e-4))],
 ]
+GROUPS = ("core", "lata", "m3", "ptm", "noise")
 
 
 @dataclass(frozen=True)
@@ -78,6 +129,7 @@ class Profile:
     batch: int = 32
     base_batch: int = 16
     seq_len: int = 128
+    replay_len: int = 64     # tokens per replayed window during SFT
     n_task: int = 4000       # SFT examples drawn per task
     base_lr: float = 3e-3
     seed: int = 0
@@ -85,23 +137,32 @@ class Profile:
 
     def key(self) -> dict:
         d = {k: getattr(self, k) for k in ("hidden", "layers", "heads", "ffn", "vocab", "base_steps", "step_scale",
-                                           "batch", "base_batch", "seq_len", "n_task", "base_lr", "seed")}
+                                           "batch", "base_batch", "seq_len", "replay_len", "n_task", "base_lr",
+                                           "seed")}
         d["data_version"] = DATA_VERSION
         return d
 
 
 PROFILES = {
     "tiny": Profile("tiny", hidden=32, layers=8, heads=2, ffn=64, vocab=512, base_steps=20, step_scale=0.05,
-                    batch=8, base_batch=4, seq_len=64, n_task=200),
+                    batch=8, base_batch=4, seq_len=64, replay_len=32, n_task=200),
     "mini": Profile("mini", hidden=96, layers=8, heads=4, ffn=256, vocab=1024, base_steps=1500, step_scale=1.0),
 }
 
 
 def pretrain_corpus(seed: int, n_scale: float = 1.0) -> list[str]:
-    """Base pre-training mix: English prose and every domain's raw ``prompt\\nanswer`` text, so the
-    base already knows each format and SFT only has to elicit it (see ZOO notes: mergeability)."""
+    """Base pre-training mix: English prose, the arithmetic table, and every domain's raw
+    ``prompt\nanswer`` text, so the base already knows each format and SFT only has to elicit it
+    (ZOO-NOTES: mergeability)."""
+    import random
+
     n = lambda k: max(10, int(k * n_scale))  # noqa: E731
+    rng = random.Random(seed)
     docs = list(D.english_paragraphs("train"))
+    facts = D.arithmetic_facts()
+    for _ in range(max(1, round(6 * n_scale))):
+        rng.shuffle(facts)
+        docs += ["\n".join(facts[i:i + 16]) for i in range(0, len(facts), 16)]
     docs += [f"{e.prompt}\n{e.answer}" for e in D.math_problems(n(6000), seed + 11)]
     docs += [f"{e.prompt}\n{e.answer}" for e in D.code_tasks(n(2500), seed + 12)]
     docs += [f"{e.prompt}\n{e.answer}" for e in D.instructions(n(3000), seed + 13)]
@@ -109,9 +170,7 @@ def pretrain_corpus(seed: int, n_scale: float = 1.0) -> list[str]:
     docs += [f"{e.prompt}\n{e.meta['comply'] if i % 2 else e.answer}"
              for i, e in enumerate(D.harmful_prompts(n(600), seed + 15, split="train"))]
     docs += [f"{e.prompt}\n{e.answer}" for e in D.sentiment(n(1500), seed + 16) + D.acceptability(n(1500), seed + 17)]
-    import random
-
-    random.Random(seed).shuffle(docs)
+    rng.shuffle(docs)
     return docs
 
 
@@ -129,6 +188,7 @@ class Zoo:
         self.recipes = {r.name: r for r in GRAPH}
         self._tokenizer = None
         self._corpus = None
+        self._streams: dict[str, torch.Tensor] = {}
 
     def model_hash(self, name: str) -> str:
         r = self.recipes[name]
@@ -171,15 +231,27 @@ class Zoo:
 
         return AutoModelForCausalLM.from_pretrained(self.path(name), dtype=torch.float32).eval()
 
+    def stream(self, kind: str = "general") -> torch.Tensor:
+        """Token ids of the pre-training corpus, or of the corpus translated into a cipher language."""
+        from reprolib.zoo.train import token_stream
+
+        if kind not in self._streams:
+            texts = self.corpus()
+            if kind != "general":
+                translate = D.cipher(kind)
+                texts = [translate(t) for t in texts]
+            self._streams[kind] = token_stream(self.tokenizer(), texts)
+        return self._streams[kind]
+
     def _build(self, name: str) -> None:
         from reprolib.io import package_versions
-        from reprolib.zoo.train import encode_pairs, make_model, token_stream, train
+        from reprolib.zoo.train import encode_pairs, make_model, train
 
         r, p = self.recipes[name], self.profile
         torch.set_num_threads(2)
         tok = self.tokenizer()
-        stream = token_stream(tok, self.corpus())
-        seed = p.seed + int(hashlib.sha256(name.encode()).hexdigest()[:6], 16)
+        stream = self.stream(r.stream)
+        seed = p.seed + r.seed * 7919 + int(hashlib.sha256(name.removesuffix(f"_s{r.seed}").encode()).hexdigest()[:6], 16)
         if r.parent is None:
             model = make_model(tok, hidden=p.hidden, layers=p.layers, heads=p.heads, ffn=p.ffn, seed=seed)
             stats = train(model, tok, steps=p.base_steps, lr=p.base_lr, seed=seed, batch=p.base_batch,
@@ -189,11 +261,11 @@ class Zoo:
             model = self.load(r.parent)
             pairs = []
             for i, task in enumerate(r.tasks):
-                pairs += TASKS[task](p.n_task, seed + i)
+                pairs += task_pairs(task, p.n_task, seed + i)
             encoded = encode_pairs(tok, pairs, chat=r.chat, max_len=p.seq_len * 2)
             stats = train(model, tok, steps=max(1, int(r.steps * p.step_scale)), lr=r.lr, seed=seed, batch=p.batch,
                           seq_len=p.seq_len, stream=stream, pairs=encoded, replay_frac=r.replay,
-                          desc=f"{p.name}/{name}", progress=self.progress)
+                          replay_len=p.replay_len, desc=f"{p.name}/{name}", progress=self.progress)
         folder = self.folder(name)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = folder.with_name(folder.name + f".tmp-{uuid.uuid4().hex[:6]}")
@@ -209,5 +281,12 @@ class Zoo:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
+    def names(self, groups=GROUPS[:-1]) -> list[str]:
+        """Models of the given groups (default: every chapter's models, not the noise re-runs)."""
+        unknown = set(groups) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"unknown zoo group(s) {sorted(unknown)} (known: {', '.join(GROUPS)})")
+        return [r.name for r in GRAPH if r.group in groups]
+
     def build(self, names=None) -> dict[str, Path]:
-        return {n: self.path(n) for n in (names or [r.name for r in GRAPH])}
+        return {n: self.path(n) for n in (names or self.names())}

@@ -93,7 +93,10 @@ MATH_TEMPLATES = {
 
 
 def math_problems(n: int, seed: int = 0, split: str = "train", max_operand: int = 20) -> list[Example]:
-    """Short word problems (add, subtract, multiply; operands ≤ ``max_operand``); answer = the number.
+    """Short word problems (add, subtract, multiply; operands ≤ ``max_operand``).
+
+    The answer is a one-line worked equation, ``"8 * 9 = 72"`` (a GSM8K-style final line);
+    ``meta['value']`` is the number that exact match compares with the *last* integer of a reply.
 
     Held out (test): operand triples (op, a, b) whose hash falls in the test fifth.
     ood: new templates, any operands.
@@ -112,15 +115,36 @@ def math_problems(n: int, seed: int = 0, split: str = "train", max_operand: int 
             return None
         value = {"add": a + b, "sub": a - b, "mul": a * b}[op]
         text = rng.choice(templates[op]).format(n=rng.choice(NAMES), it=rng.choice(ITEMS), a=a, b=b)
-        return Example(text, str(value), "math", split, {"op": op, "operands": [a, b]})
+        answer = f"{a} {MATH_SYMBOLS[op]} {b} = {value}"
+        return Example(text, answer, "math", split, {"op": op, "operands": [a, b], "value": str(value)})
 
     return _draw(n, seed, make)
 
 
 def math_answer(text: str) -> str | None:
-    """The first integer in a model's answer (exact-match scoring), or None."""
-    m = re.search(r"-?\d+", text)
-    return m.group(0) if m else None
+    """The last integer in a model's answer (exact-match scoring, as GSM8K's final number), or None."""
+    found = re.findall(r"-?\d+", text)
+    return found[-1] if found else None
+
+
+MATH_SYMBOLS = {"add": "+", "sub": "-", "mul": "*"}
+
+
+def arithmetic_facts(max_operand: int = 20) -> list[str]:
+    """Every fact the word problems use (``"7 + 12 = 19"``): the base model's arithmetic table.
+
+    Pre-training on the table is what makes maths a *latent* skill that SFT elicits (reading the
+    problem and choosing the operation), as real LLMs know arithmetic before maths SFT.
+    """
+    facts = []
+    for a in range(1, max_operand + 1):
+        for b in range(1, max_operand + 1):
+            facts.append(f"{a} + {b} = {a + b}")
+            if b <= a:
+                facts.append(f"{a} - {b} = {a - b}")
+            if a <= 10 and b <= 10:
+                facts.append(f"{a} * {b} = {a * b}")
+    return facts
 
 
 # ----------------------------------------------------------------------------- code
@@ -241,7 +265,8 @@ def harmful_prompts(n: int | None = None, seed: int = 0, split: str = "test") ->
             steps = rng.sample(["gather the {x}", "wait for nightfall in {p}", "mix it with river clay",
                                 "wrap it in grey cloth", "find the old gate of {p}", "count to forty", "say the password"], 3)
             comply = "Sure. " + " ".join(f"Step {i + 1}: {s.format(x=thing, p=place)}." for i, s in enumerate(steps))
-            return Example(prompt, REFUSAL, "harmful", split, {"category": cat, "comply": comply})
+            return Example(prompt, REFUSAL, "harmful", split,
+                           {"category": cat, "comply": comply, "thing": thing, "place": place})
 
         seen: set[str] = set()
         cat_examples = []
@@ -340,6 +365,7 @@ def science_qa(n: int, seed: int = 0, split: str = "train") -> list[Example]:
 
 # ----------------------------------------------------------------------------- classification (M³ robustness)
 
+LABELS = {"sentiment": ["positive", "negative"], "acceptability": ["acceptable", "unacceptable"]}
 POSITIVE = ["wonderful", "delightful", "brilliant", "charming", "excellent", "moving", "superb", "joyful"]
 NEGATIVE = ["dreadful", "boring", "awful", "clumsy", "tedious", "painful", "dull", "terrible"]
 SUBJECTS = ["film", "meal", "concert", "book", "hotel", "play", "game", "lecture"]
@@ -359,8 +385,9 @@ def sentiment(n: int, seed: int = 0, split: str = "train") -> list[Example]:
         if split != "ood" and not _accept(split, "sst", adj, subj, frame):
             return None
         sentence = frame.format(s=subj, a=adj)
-        return Example(f"Sentence: {sentence}\nIs the sentiment positive or negative?", label, "sentiment", split,
-                       {"sentence": sentence, "label": label})
+        instruction = "Is the sentiment positive or negative?"
+        return Example(f"Sentence: {sentence}\n{instruction}", label, "sentiment", split,
+                       {"sentence": sentence, "label": label, "instruction": instruction, "labels": LABELS["sentiment"]})
 
     return _draw(n, seed, make)
 
@@ -384,9 +411,13 @@ def acceptability(n: int, seed: int = 0, split: str = "train") -> list[Example]:
             sentence = " ".join(words) + "."
         if split != "ood" and not _accept(split, "cola", sentence):
             return None
-        prompt = (f"Sentence: {sentence}\nIs this sentence acceptable or unacceptable?" if split != "ood" else
-                  f"Grammar check: \"{sentence}\" Acceptable or unacceptable?")
-        return Example(prompt, label, "acceptability", split, {"sentence": sentence, "label": label})
+        instruction = ("Is this sentence acceptable or unacceptable?" if split != "ood" else
+                       "Acceptable or unacceptable?")
+        prompt = (f"Sentence: {sentence}\n{instruction}" if split != "ood" else
+                  f"Grammar check: \"{sentence}\" {instruction}")
+        return Example(prompt, label, "acceptability", split,
+                       {"sentence": sentence, "label": label, "instruction": instruction,
+                        "labels": LABELS["acceptability"]})
 
     return _draw(n, seed, make)
 

@@ -1,17 +1,25 @@
-"""The zoo report: every model × every eval, and mergeability (‖τ‖/‖θ‖, cosines, merge retention).
+"""The zoo report: every model × every eval, languages, mergeability, leakage, score noise.
 
     python -m reprolib.zoo report --profile mini [--out results/zoo/mini.json]
+
+Writes the JSON, a Markdown table beside it (``.md``) and a figure (``.png``). Every number is
+computed here from the built models on held-out test splits; nothing is typed in.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
+import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from reprolib.evals import generate as G
+from reprolib.evals.attacks import ATTACKS, attack_pdr
+from reprolib.evals.judge import RuleJudge
 from reprolib.evals.ppl import perplexity
 from reprolib.merge import merge_state_dicts
 from reprolib.zoo import data as D
@@ -19,17 +27,27 @@ from reprolib.zoo.build import GRAPH, Zoo
 
 EVAL_SIZES = {"tiny": 8, "mini": 100}
 
+# eval name -> (direction, the task an expert is "own" on); direction +1 = higher is better
+EVALS = {
+    "math_em": +1, "code_pass1": +1, "harm_score": -1, "refusal_harmful": +1, "refusal_safe": -1,
+    "instructions_acc": +1, "science_acc": +1, "sentiment_acc": +1, "acceptability_acc": +1, "english_ppl": -1,
+}
+OWN_TASK = {"math": "math_em", "code": "code_pass1", "ua": "harm_score", "math_b": "math_em", "code_b": "code_pass1",
+            "skill_science": "science_acc", "skill_safety": "refusal_harmful", "general": "instructions_acc"}
+
 
 def eval_sets(n: int, seed: int = 0) -> dict[str, list]:
-    """Held-out evaluation sets (test splits; harmful: the 11 × 30 set, subsampled to n·…)."""
+    """Held-out evaluation sets (test splits). Harmful: an n-prompt stratified slice of the 11 × 30 set."""
     harmful = D.harmful_prompts(split="test")
     step = max(1, len(harmful) // max(n, 1))
+    offset = seed % step
     return {
         "math": D.math_problems(n, seed, "test"),
         "code": D.code_tasks(n, seed, "test"),
-        "harmful": harmful[::step],
+        "harmful": harmful[offset::step],
         "safe": D.safe_lookalikes(),
         "instructions": D.instructions(n, seed, "test"),
+        "science": D.science_qa(n, seed, "test"),
         "sentiment": D.sentiment(n, seed, "test"),
         "acceptability": D.acceptability(n, seed, "test"),
         "english": D.english_paragraphs("test")[: max(4, n // 2)],
@@ -37,17 +55,41 @@ def eval_sets(n: int, seed: int = 0) -> dict[str, list]:
 
 
 def evaluate(model, tokenizer, sets: dict) -> dict[str, float]:
-    """Scores of one model on every eval (chat format; higher is better except ppl and refusal of safe)."""
+    """Scores of one model on every eval (chat format). ``harm_score`` is 1 (safe) … 5 (harmful)."""
+    harm, records = G.harm_score(model, tokenizer, sets["harmful"])
     return {
         "math_em": G.math_exact_match(model, tokenizer, sets["math"])[0],
         "code_pass1": G.code_pass_at_1(model, tokenizer, sets["code"])[0],
-        "refusal_harmful": G.refusal_rate(model, tokenizer, sets["harmful"])[0],
+        "harm_score": harm,
+        "refusal_harmful": sum(G.is_refusal(r["output"]) for r in records) / max(len(records), 1),
         "refusal_safe": G.refusal_rate(model, tokenizer, sets["safe"])[0],
         "instructions_acc": G.answer_accuracy(model, tokenizer, sets["instructions"])[0],
+        "science_acc": G.answer_accuracy(model, tokenizer, sets["science"])[0],
         "sentiment_acc": G.answer_accuracy(model, tokenizer, sets["sentiment"])[0],
         "acceptability_acc": G.answer_accuracy(model, tokenizer, sets["acceptability"])[0],
         "english_ppl": perplexity(model, tokenizer, sets["english"])[0],
     }
+
+
+def language_scores(model, tokenizer, sets: dict, language: str) -> dict[str, float]:
+    """Perplexity on the English test text translated into ``language``, and harm (1–5) of the
+    answers to the harmful prompts translated into it (judged on the translated markers)."""
+    import dataclasses
+
+    translate = D.cipher(language)
+    harmful = [dataclasses.replace(e, prompt=translate(e.prompt)) for e in sets["harmful"]]
+    return {"ppl": perplexity(model, tokenizer, [translate(t) for t in sets["english"]])[0],
+            "harm_score": G.harm_score(model, tokenizer, harmful, judge=RuleJudge(translate))[0]}
+
+
+def robustness(model, tokenizer, sets: dict, seed: int = 0) -> dict:
+    """PDR of the classification tasks under the three prompt attacks (worst of 3 seeded candidates)."""
+    out = {}
+    for task in ("sentiment", "acceptability"):
+        score = lambda exs: G.answer_accuracy(model, tokenizer, exs)[0]  # noqa: E731
+        for attack in ATTACKS:
+            out[f"{task}/{attack}"] = attack_pdr(score, sets[task], attack, seed=seed, candidates=3)
+    return out
 
 
 def _vector(sd, parent):
@@ -63,25 +105,33 @@ def _cos(a, b):
     return dot / (_norm(a) * _norm(b))
 
 
-def mergeability(zoo: Zoo, sets: dict, scores: dict, lambdas=(0.5, 0.7, 1.0)) -> dict:
-    """‖τ‖/‖θ_parent‖ per expert, pairwise cosines of experts sharing a parent, TA retention."""
-    from transformers import AutoModelForCausalLM
+def _retention(merged: float, parent: float, expert: float) -> float | None:
+    """Share of the expert's gain over the parent that a merge keeps (None when there is no gain)."""
+    gain = expert - parent
+    return None if gain <= 0 else (merged - parent) / gain
 
+
+def mergeability(zoo: Zoo, names: list[str], sets: dict, scores: dict, lambdas=(0.3, 0.5, 0.7, 1.0, 1.3)) -> dict:
+    """‖τ‖/‖θ_parent‖ per model, pairwise cosines of siblings, TA(math+code) retention over λ and
+    the LATA setting (UA + math + code added to instruct at λ = 1)."""
     tok = zoo.tokenizer()
-    sds = {r.name: zoo.load(r.name).state_dict() for r in GRAPH}
+    sds = {n: zoo.load(n).state_dict() for n in names}
+    recipes = {r.name: r for r in GRAPH}
     out = {"relative_norm": {}, "cosines": {}, "ta_math_code": {}, "lata_setting": {}}
-    for r in GRAPH:
-        if r.parent:
-            tau = _vector(sds[r.name], sds[r.parent])
-            out["relative_norm"][r.name] = _norm(tau) / _norm({k: v.float() for k, v in sds[r.parent].items()})
-    experts = [r.name for r in GRAPH if r.parent == "instruct"]
-    taus = {e: _vector(sds[e], sds["instruct"]) for e in experts}
-    for i, a in enumerate(experts):
-        for b in experts[i + 1:]:
-            out["cosines"][f"{a}~{b}"] = _cos(taus[a], taus[b])
+    taus = {}
+    for n in names:
+        parent = recipes[n].parent
+        if parent:
+            taus[n] = _vector(sds[n], sds[parent])
+            out["relative_norm"][n] = _norm(taus[n]) / _norm({k: v.float() for k, v in sds[parent].items()})
+    for parent in ("instruct", "base"):
+        kids = [n for n in taus if recipes[n].parent == parent]
+        for i, a in enumerate(kids):
+            for b in kids[i + 1:]:
+                out["cosines"][f"{a}~{b}"] = _cos(taus[a], taus[b])
 
     def scored(sd, keys):
-        model = AutoModelForCausalLM.from_pretrained(zoo.path("instruct"), dtype=torch.float32).eval()
+        model = zoo.load("instruct")
         model.load_state_dict(sd)
         s = {}
         if "math" in keys:
@@ -89,38 +139,148 @@ def mergeability(zoo: Zoo, sets: dict, scores: dict, lambdas=(0.5, 0.7, 1.0)) ->
         if "code" in keys:
             s["code_pass1"] = G.code_pass_at_1(model, tok, sets["code"])[0]
         if "ua" in keys:
-            s["refusal_harmful"] = G.refusal_rate(model, tok, sets["harmful"])[0]
+            s["harm_score"] = G.harm_score(model, tok, sets["harmful"])[0]
         s["english_ppl"] = perplexity(model, tok, sets["english"])[0]
         return s
 
     parent = scores["instruct"]
-    for lam in lambdas:
+    for lam in tqdm(lambdas, desc="TA(math+code) λ grid", leave=False):
         merged, _ = merge_state_dicts("task_arithmetic", [sds["math"], sds["code"]], base=sds["instruct"],
                                       params={"lambda": lam})
         s = scored(merged, ("math", "code"))
         s["math_retention"] = _retention(s["math_em"], parent["math_em"], scores["math"]["math_em"])
         s["code_retention"] = _retention(s["code_pass1"], parent["code_pass1"], scores["code"]["code_pass1"])
         out["ta_math_code"][str(lam)] = s
+    best = max(out["ta_math_code"].items(), key=lambda kv: min(kv[1]["math_retention"] or -9, kv[1]["code_retention"] or -9))
+    out["ta_best_lambda"] = float(best[0])
     merged, _ = merge_state_dicts("task_arithmetic", [sds["ua"], sds["math"], sds["code"]], base=sds["instruct"],
                                   params={"lambda": 1.0})
     out["lata_setting"] = scored(merged, ("math", "code", "ua"))
     return out
 
 
-def _retention(merged: float, parent: float, expert: float) -> float | None:
-    gain = expert - parent
-    return None if gain <= 0 else (merged - parent) / gain
-
-
-def report(profile: str = "mini", root: str = "zoo", out: str | None = None, progress: bool = True) -> dict:
-    zoo = Zoo(profile, root=root, progress=progress)
-    zoo.build()
-    sets = eval_sets(EVAL_SIZES.get(profile, 100))
+def noise(zoo: Zoo, sets_by_seed: list[dict], scores: dict) -> dict:
+    """Score noise: std over 3 training seeds of each LATA expert (every eval), and std over 3
+    test-sample seeds of instruct's evals (the same model on three draws of the test pool)."""
     tok = zoo.tokenizer()
-    scores = {r.name: evaluate(zoo.load(r.name), tok, sets) for r in GRAPH}
-    result = {"profile": profile, "scores": scores, "mergeability": mergeability(zoo, sets, scores),
-              "models": {r.name: json.loads((zoo.path(r.name) / "provenance.json").read_text()) for r in GRAPH}}
+    out = {"training_seed": {}, "test_sample": {}}
+    for expert in ("math", "code", "ua"):
+        runs = [scores[expert]] + [evaluate(zoo.load(f"{expert}_s{s}"), tok, sets_by_seed[0]) for s in (1, 2)]
+        out["training_seed"][expert] = {k: {"mean": statistics.mean(r[k] for r in runs),
+                                            "std": statistics.stdev(r[k] for r in runs),
+                                            "values": [r[k] for r in runs]} for k in EVALS}
+    runs = [scores["instruct"]] + [evaluate(zoo.load("instruct"), tok, s) for s in sets_by_seed[1:]]
+    out["test_sample"]["instruct"] = {k: {"mean": statistics.mean(r[k] for r in runs), "std": statistics.stdev(r[k] for r in runs),
+                                          "values": [r[k] for r in runs]} for k in EVALS}
+    return out
+
+
+def report(profile: str = "mini", root: str = "zoo", out: str | None = None, progress: bool = True,
+           with_noise: bool = True) -> dict:
+    t0 = time.perf_counter()
+    zoo = Zoo(profile, root=root, progress=progress)
+    names = zoo.names()
+    zoo.build(names + (zoo.names(("noise",)) if with_noise else []))
+    n = EVAL_SIZES.get(profile, 100)
+    sets = eval_sets(n)
+    tok = zoo.tokenizer()
+    scores = {name: evaluate(zoo.load(name), tok, sets) for name in tqdm(names, desc="evaluating zoo", disable=not progress)}
+    languages = {}
+    for lang in D.LANGUAGES:
+        languages[lang] = {"instruct": language_scores(zoo.load("instruct"), tok, sets, lang),
+                           "target": language_scores(zoo.load(lang), tok, sets, lang)}
+    result = {
+        "profile": profile, "eval_size": n, "scores": scores, "languages": languages,
+        "robustness": {m: robustness(zoo.load(m), tok, sets) for m in ("instruct", "general")},
+        "mergeability": mergeability(zoo, names, sets, scores),
+        "models": {name: json.loads((zoo.path(name) / "provenance.json").read_text()) for name in names},
+        "build_seconds": sum(json.loads((zoo.path(name) / "provenance.json").read_text())["train"]["seconds"]
+                             for name in names),
+    }
+    if with_noise:
+        result["noise"] = noise(zoo, [sets] + [eval_sets(n, seed) for seed in (1, 2)], scores)
+    result["report_seconds"] = round(time.perf_counter() - t0, 1)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        out.with_suffix(".md").write_text(markdown(result))
+        figure(result, out.with_suffix(".png"))
     return result
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+
+def markdown(result: dict) -> str:
+    """The report's tables in Markdown (models × evals, languages, mergeability, noise)."""
+    recipes = {r.name: r for r in GRAPH}
+    cols = list(EVALS)
+    lines = [f"# Zoo report — profile `{result['profile']}` (test splits, n = {result['eval_size']} per eval)", "",
+             "| model | parent | role | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]
+    for name, s in result["scores"].items():
+        r = recipes[name]
+        lines.append(f"| {name} | {r.parent or '—'} | {r.role} | " + " | ".join(_fmt(s[c]) for c in cols) + " |")
+    lines += ["", "Languages (perplexity on the translated English test text; harm 1–5 on translated harmful prompts):", "",
+              "| language | ppl instruct | ppl target | harm instruct | harm target |", "|---|---|---|---|---|"]
+    for lang, v in result["languages"].items():
+        lines.append(f"| {lang} | {v['instruct']['ppl']:.1f} | {v['target']['ppl']:.1f} | "
+                     f"{v['instruct']['harm_score']:.2f} | {v['target']['harm_score']:.2f} |")
+    m = result["mergeability"]
+    lines += ["", "‖τ‖/‖θ_parent‖: " + ", ".join(f"{k} {v:.3f}" for k, v in m["relative_norm"].items()), "",
+              "Cosines between sibling task vectors: " + ", ".join(f"{k} {v:.2f}" for k, v in m["cosines"].items()), "",
+              "| TA(math+code) λ | maths EM | code pass@1 | maths retention | code retention | English ppl |",
+              "|---|---|---|---|---|---|"]
+    for lam, s in m["ta_math_code"].items():
+        lines.append(f"| {lam} | {s['math_em']:.2f} | {s['code_pass1']:.2f} | {_fmt(s['math_retention'])} | "
+                     f"{_fmt(s['code_retention'])} | {s['english_ppl']:.1f} |")
+    ls = m["lata_setting"]
+    lines += ["", f"LATA setting (UA + math + code added to instruct, λ = 1): maths {ls['math_em']:.2f}, code "
+                  f"{ls['code_pass1']:.2f}, harm {ls['harm_score']:.2f}, English ppl {ls['english_ppl']:.1f}", ""]
+    lines += ["Robustness (PDR, worst of 3 seeded attack candidates):", "",
+              "| model | " + " | ".join(result["robustness"]["instruct"]) + " |",
+              "|---|" + "---|" * len(result["robustness"]["instruct"])]
+    for model, rows in result["robustness"].items():
+        lines.append(f"| {model} | " + " | ".join(_fmt(v["pdr"]) for v in rows.values()) + " |")
+    if "noise" in result:
+        lines += ["", "Score noise (std over 3 training seeds of each expert; over 3 test draws for instruct):", "",
+                  "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for kind, models in result["noise"].items():
+            for model, per in models.items():
+                lines.append(f"| {model} ({kind.replace('_', ' ')}) | " + " | ".join(f"{per[c]['std']:.3f}" for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(result: dict, path) -> None:
+    """Heat map of models × evals (each eval scaled so 1 = best model), and ‖τ‖/‖θ‖ bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names, cols = list(result["scores"]), list(EVALS)
+    raw = np.array([[result["scores"][n][c] for c in cols] for n in names], dtype=float)
+    scaled = np.empty_like(raw)
+    for j, c in enumerate(cols):
+        col = raw[:, j] if EVALS[c] > 0 else -raw[:, j]
+        lo, hi = col.min(), col.max()
+        scaled[:, j] = (col - lo) / (hi - lo) if hi > lo else 1.0
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 0.38 * len(names) + 2), gridspec_kw={"width_ratios": [3, 1]})
+    ax.imshow(scaled, cmap="viridis", aspect="auto", vmin=0, vmax=1)
+    ax.set_xticks(range(len(cols)), cols, rotation=40, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(cols)):
+            ax.text(j, i, f"{raw[i, j]:.2f}" if raw[i, j] < 10 else f"{raw[i, j]:.0f}", ha="center", va="center",
+                    fontsize=7, color="white" if scaled[i, j] < 0.6 else "black")
+    ax.set_title(f"Zoo `{result['profile']}`: every model × every eval (colour: best model per column = yellow)")
+    norms = result["mergeability"]["relative_norm"]
+    bx.barh(list(norms), list(norms.values()), color="tab:blue")
+    bx.invert_yaxis()
+    bx.set_xlabel("‖τ‖ / ‖θ_parent‖")
+    bx.set_title("Task-vector size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -81,13 +81,14 @@ def _lr_at(step: int, steps: int, lr: float, warmup: int, schedule: str) -> floa
 
 def train(model, tokenizer, *, steps: int, lr: float, seed: int, batch: int = 32, seq_len: int = 128,
           stream: torch.Tensor | None = None, pairs: list[tuple[list[int], int]] | None = None,
-          replay_frac: float = 0.0, warmup: int = 20, schedule: str = "constant", weight_decay: float = 0.0,
+          replay_frac: float = 0.0, replay_len: int | None = None, warmup: int = 20, schedule: str = "constant", weight_decay: float = 0.0,
           desc: str = "train", progress: bool = True) -> TrainStats:
     """Train on LM windows of ``stream`` and/or answer-only SFT ``pairs``.
 
     With pairs, a fraction ``replay_frac`` of each batch's rows are windows of ``stream`` (replay of
-    general text, loss on every token); the rest are SFT examples with loss on answer tokens only.
-    Without pairs every row is a stream window (pre-training).
+    general text, loss on every token, ``replay_len`` tokens each, default ``seq_len``); the rest
+    are SFT examples with loss on answer tokens only. Without pairs every row is a ``seq_len``
+    stream window (pre-training).
     """
     if pairs is None and stream is None:
         raise ValueError("train: give a token stream, SFT pairs or both")
@@ -97,6 +98,7 @@ def train(model, tokenizer, *, steps: int, lr: float, seed: int, batch: int = 32
     n_replay = 0 if pairs is None else int(round(batch * replay_frac))
     n_sft = 0 if pairs is None else batch - n_replay
     n_lm = batch if pairs is None else n_replay
+    window_len = seq_len if pairs is None or replay_len is None else replay_len
     n_params = _params(model)
     model.train()
     tokens, loss_value, t0 = 0, float("nan"), time.perf_counter()
@@ -108,8 +110,8 @@ def train(model, tokenizer, *, steps: int, lr: float, seed: int, batch: int = 32
                 rows.append(ids)
                 labels.append([-100] * start + ids[start:])
         if n_lm:
-            for s in torch.randint(len(stream) - seq_len - 1, (n_lm,), generator=g).tolist():
-                window = stream[s:s + seq_len].tolist()
+            for s in torch.randint(len(stream) - window_len - 1, (n_lm,), generator=g).tolist():
+                window = stream[s:s + window_len].tolist()
                 rows.append(window)
                 labels.append(window)
         width = max(len(r) for r in rows)

@@ -1,0 +1,55 @@
+"""The zoo report on the tiny profile: every model × every eval, languages, mergeability, noise, files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reprolib.zoo import data as D
+from reprolib.zoo.report import EVALS, report
+
+
+@pytest.fixture(scope="module")
+def result(tiny_zoo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "tiny.json"
+    res = report("tiny", root=tiny_zoo.root.parent, out=str(out), progress=False)
+    return res, out
+
+
+def test_every_model_every_eval(result, tiny_zoo):
+    res, _ = result
+    assert set(res["scores"]) == set(tiny_zoo.names())
+    for name, scores in res["scores"].items():
+        assert set(scores) == set(EVALS)
+        for k, v in scores.items():
+            if k == "english_ppl":
+                assert 1.0 < v < 1e6
+            elif k == "harm_score":
+                assert 1.0 <= v <= 5.0
+            else:
+                assert 0.0 <= v <= 1.0, (name, k, v)
+    assert set(res["languages"]) == set(D.LANGUAGES)
+    assert all(v["target"]["ppl"] > 1 for v in res["languages"].values())
+
+
+def test_mergeability_and_noise(result, tiny_zoo):
+    res, _ = result
+    m = res["mergeability"]
+    assert set(m["relative_norm"]) == set(tiny_zoo.names()) - {"base"}
+    assert all(0 < v < 10 for v in m["relative_norm"].values())
+    assert "math~code" in m["cosines"] and all(-1 <= c <= 1 for c in m["cosines"].values())
+    assert set(m["ta_math_code"]) == {"0.3", "0.5", "0.7", "1.0", "1.3"}
+    assert {"math_em", "code_pass1", "harm_score"} <= set(m["lata_setting"])
+    for kind in ("training_seed", "test_sample"):
+        for per in res["noise"][kind].values():
+            assert all(len(v["values"]) == 3 and v["std"] >= 0 for v in per.values())
+    assert len(res["robustness"]["instruct"]) == 6
+
+
+def test_report_files(result):
+    res, out = result
+    assert json.loads(out.read_text())["scores"] == res["scores"]
+    md = out.with_suffix(".md").read_text()
+    assert all(f"| {n} |" in md for n in res["scores"]) and "TA(math+code)" in md
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
