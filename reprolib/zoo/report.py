@@ -194,7 +194,7 @@ def report(profile: str = "mini", root: str = "zoo", out: str | None = None, pro
         "robustness": {m: robustness(zoo.load(m), tok, sets) for m in ("instruct", "general")},
         "mergeability": mergeability(zoo, names, sets, scores),
         "models": {name: json.loads((zoo.path(name) / "provenance.json").read_text()) for name in names},
-        "build_seconds": sum(json.loads((zoo.path(name) / "provenance.json").read_text())["train"]["seconds"]
+        "train_seconds_recorded": sum(json.loads((zoo.path(name) / "provenance.json").read_text())["train"]["seconds"]
                              for name in names),
     }
     if with_noise:
