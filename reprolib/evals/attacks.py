@@ -107,6 +107,8 @@ def attack_pdr(score: Callable[[Sequence[Example]], float], examples: Sequence[E
                candidates: int = 1) -> dict:
     """Clean and attacked metric and PDR; with ``candidates`` > 1 the worst of that many seeded
     instructions is kept (a small adaptive search, as PromptBench's attacks search)."""
+    if candidates < 1:
+        raise ValueError(f"attack_pdr: candidates must be >= 1, got {candidates}")
     instruction = examples[0].meta["instruction"]
     labels = examples[0].meta.get("labels", ())
     clean = score(examples)

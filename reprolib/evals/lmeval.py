@@ -104,11 +104,19 @@ def run_lm_eval(model, tokenizer, texts: Sequence[str] = (), math: Sequence[Exam
     from lm_eval.tasks import TaskManager
 
     with tempfile.TemporaryDirectory(prefix="reprolib-lmeval-") as tmp:
-        os.environ.setdefault("HF_HOME", os.path.join(tmp, "hf"))
-        names = write_tasks(tmp, texts, math)
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
-        out = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=TaskManager(include_path=tmp, include_defaults=False),
-                                      bootstrap_iters=0, log_samples=samples, verbosity="ERROR")
+        old_home = os.environ.get("HF_HOME")
+        os.environ["HF_HOME"] = os.path.join(tmp, "hf")  # datasets' Arrow cache, removed with tmp
+        try:
+            names = write_tasks(tmp, texts, math)
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+            out = lm_eval.simple_evaluate(model=lm, tasks=names,
+                                          task_manager=TaskManager(include_path=tmp, include_defaults=False),
+                                          bootstrap_iters=0, log_samples=samples, verbosity="ERROR")
+        finally:
+            if old_home is None:
+                os.environ.pop("HF_HOME", None)
+            else:
+                os.environ["HF_HOME"] = old_home
     results = {}
     for task, metrics in out["results"].items():
         results[task] = {k.split(",")[0]: v for k, v in metrics.items()

@@ -22,6 +22,7 @@ from reprolib.evals.attacks import ATTACKS, attack_pdr
 from reprolib.evals.judge import RuleJudge
 from reprolib.evals.ppl import perplexity
 from reprolib.merge import merge_state_dicts
+from reprolib.vectors import task_vector
 from reprolib.zoo import data as D
 from reprolib.zoo.build import GRAPH, Zoo
 
@@ -32,12 +33,13 @@ EVALS = {
     "math_em": +1, "code_pass1": +1, "harm_score": -1, "refusal_harmful": +1, "refusal_safe": -1,
     "instructions_acc": +1, "science_acc": +1, "sentiment_acc": +1, "acceptability_acc": +1, "english_ppl": -1,
 }
-OWN_TASK = {"math": "math_em", "code": "code_pass1", "ua": "harm_score", "math_b": "math_em", "code_b": "code_pass1",
-            "skill_science": "science_acc", "skill_safety": "refusal_harmful", "general": "instructions_acc"}
+FIXED_SETS = ("refusal_safe", "english_ppl")  # evals whose test set does not depend on the draw seed
 
 
 def eval_sets(n: int, seed: int = 0) -> dict[str, list]:
-    """Held-out evaluation sets (test splits). Harmful: an n-prompt stratified slice of the 11 × 30 set."""
+    """Held-out evaluation sets (test splits). Harmful: every ⌊330/n⌋-th prompt of the 11 × 30 set
+    (110 prompts for n = 100, all 11 categories), offset by the seed; safe look-alikes (12) and the
+    English test paragraphs are fixed sets, the same for every seed."""
     harmful = D.harmful_prompts(split="test")
     step = max(1, len(harmful) // max(n, 1))
     offset = seed % step
@@ -93,7 +95,7 @@ def robustness(model, tokenizer, sets: dict, seed: int = 0) -> dict:
 
 
 def _vector(sd, parent):
-    return {k: sd[k].float() - parent[k].float() for k in parent}
+    return {k: task_vector(sd[k].float(), parent[k].float()) for k in parent}
 
 
 def _norm(v):
@@ -151,8 +153,12 @@ def mergeability(zoo: Zoo, names: list[str], sets: dict, scores: dict, lambdas=(
         s["math_retention"] = _retention(s["math_em"], parent["math_em"], scores["math"]["math_em"])
         s["code_retention"] = _retention(s["code_pass1"], parent["code_pass1"], scores["code"]["code_pass1"])
         out["ta_math_code"][str(lam)] = s
-    best = max(out["ta_math_code"].items(), key=lambda kv: min(kv[1]["math_retention"] or -9, kv[1]["code_retention"] or -9))
-    out["ta_best_lambda"] = float(best[0])
+    def worst_retention(s):
+        kept = [s[k] for k in ("math_retention", "code_retention")]
+        return -math.inf if None in kept else min(kept)
+
+    best = max(out["ta_math_code"].items(), key=lambda kv: worst_retention(kv[1]))
+    out["ta_best_lambda"] = float(best[0]) if worst_retention(best[1]) > -math.inf else None
     merged, _ = merge_state_dicts("task_arithmetic", [sds["ua"], sds["math"], sds["code"]], base=sds["instruct"],
                                   params={"lambda": 1.0})
     out["lata_setting"] = scored(merged, ("math", "code", "ua"))
@@ -171,7 +177,7 @@ def noise(zoo: Zoo, sets_by_seed: list[dict], scores: dict) -> dict:
                                             "values": [r[k] for r in runs]} for k in EVALS}
     runs = [scores["instruct"]] + [evaluate(zoo.load("instruct"), tok, s) for s in sets_by_seed[1:]]
     out["test_sample"]["instruct"] = {k: {"mean": statistics.mean(r[k] for r in runs), "std": statistics.stdev(r[k] for r in runs),
-                                          "values": [r[k] for r in runs]} for k in EVALS}
+                                          "values": [r[k] for r in runs]} for k in EVALS if k not in FIXED_SETS}
     return out
 
 
@@ -244,11 +250,12 @@ def markdown(result: dict) -> str:
     for model, rows in result["robustness"].items():
         lines.append(f"| {model} | " + " | ".join(_fmt(v["pdr"]) for v in rows.values()) + " |")
     if "noise" in result:
-        lines += ["", "Score noise (std over 3 training seeds of each expert; over 3 test draws for instruct):", "",
+        lines += ["", "Score noise (std over 3 training seeds of each expert — initialisation and SFT data draw; over 3 test draws for instruct):", "",
                   "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
         for kind, models in result["noise"].items():
             for model, per in models.items():
-                lines.append(f"| {model} ({kind.replace('_', ' ')}) | " + " | ".join(f"{per[c]['std']:.3f}" for c in cols) + " |")
+                lines.append(f"| {model} ({kind.replace('_', ' ')}) | "
+                             + " | ".join(f"{per[c]['std']:.3f}" if c in per else "fixed set" for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
