@@ -132,8 +132,9 @@ def mergeability(zoo: Zoo, names: list[str], sets: dict, scores: dict, lambdas=(
             for b in kids[i + 1:]:
                 out["cosines"][f"{a}~{b}"] = _cos(taus[a], taus[b])
 
+    model = zoo.load("instruct")  # one model object; each merge's weights are loaded into it
+
     def scored(sd, keys):
-        model = zoo.load("instruct")
         model.load_state_dict(sd)
         s = {}
         if "math" in keys:
@@ -191,9 +192,9 @@ def report(profile: str = "mini", root: str = "zoo", out: str | None = None, pro
     sets = eval_sets(n)
     tok = zoo.tokenizer()
     scores = {name: evaluate(zoo.load(name), tok, sets) for name in tqdm(names, desc="evaluating zoo", disable=not progress)}
-    languages = {}
+    languages, instruct = {}, zoo.load("instruct")
     for lang in D.LANGUAGES:
-        languages[lang] = {"instruct": language_scores(zoo.load("instruct"), tok, sets, lang),
+        languages[lang] = {"instruct": language_scores(instruct, tok, sets, lang),
                            "target": language_scores(zoo.load(lang), tok, sets, lang)}
     result = {
         "profile": profile, "eval_size": n, "scores": scores, "languages": languages,
