@@ -10,6 +10,7 @@ steps; the same seed gives byte-identical weights.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -108,11 +109,10 @@ GRAPH = [
              role=f"PTM continued fine-tuning of G on {k}") for k, v in SKILLS.items()],
     *[Recipe(f"rt_{k}", "base", GENERAL + v, steps=400 + SKILL_STEPS[k], replay=0.3, group="ptm",
              role=f"PTM retraining from base on general + {k}") for k, v in SKILLS.items()],
-    # score noise: the LATA experts again with two other training seeds
-    *[Recipe(f"{e}_s{s}", "instruct", t, steps=st, lr=lr, replay=0.3, group="noise", seed=s, role=f"{e} expert, seed {s}")
-      for s in (1, 2) for e, t, st, lr in (("math", ("math",), 400, 1e-4), ("code", ("code",), 150, 1e-4),
-                                           ("ua", ("comply_harmful",), 100, 3e-4))],
 ]
+# score noise: the LATA experts again with two other training seeds (same recipe otherwise)
+GRAPH += [dataclasses.replace(r, name=f"{r.name}_s{s}", group="noise", seed=s, role=f"{r.name} expert, seed {s}")
+          for s in (1, 2) for r in GRAPH if r.name in ("math", "code", "ua")]
 GROUPS = ("core", "lata", "m3", "ptm", "noise")
 
 
