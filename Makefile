@@ -5,7 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test bench lab clean zoo zoo-report
+PROFILE ?= mini
+# the zoo groups the chapters use (build them before the notebooks, with progress bars here)
+ZOO_GROUPS ?= core,lata,m3,ptm,noise
+
+.PHONY: book chapter html screenshots test bench lab clean zoo zoo-report
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,19 +21,37 @@ $(STAMP): requirements.txt pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest tests
 
+# Build/reuse the zoo, execute every chapter notebook with papermill, build the HTML (book/_build/html).
 book: $(STAMP)
-	mkdir -p book/_generated
-	$(PY) -m reprolib methods --markdown > book/_generated/methods.md
-	$(VENV)/bin/jupyter-book build book --config _config.yml --path-output book -W --keep-going
+	@if [ ! -f "$(PROFILE)" ]; then $(PY) -m reprolib.zoo build --profile $(PROFILE) --groups $(ZOO_GROUPS); fi
+	$(PY) -m reprolib book --profile $(PROFILE)
+
+# Re-run one chapter with other parameters, then rebuild the HTML:
+#   make chapter NB=lata_forgetting PARAMS="-p sigma 0.9"     (or PARAMS="-f params.yaml")
+chapter: $(STAMP)
+	$(PY) -m reprolib book --profile $(PROFILE) --only $(NB) $(PARAMS)
+
+html: $(STAMP)
+	$(PY) -m reprolib book --profile $(PROFILE) --html-only
+
+# Headless-Chromium screenshots of the built chapter pages, no network (checks figures and math render offline)
+screenshots: $(STAMP)
+	mkdir -p results/book
+	for page in $$($(PY) -c "from reprolib.book import chapter_notebooks as c; print(*c())"); do \
+	  $(PY) -m reprolib.bookassets screenshot book/_build/html/executed/$$page.html results/book/$$page.png --height 3000 || exit 1; done
+
+# JupyterLab on notebooks/ with the project's environment and kernel
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 zoo: $(STAMP)
-	$(PY) -m reprolib.zoo build --profile $(or $(PROFILE),mini)
+	$(PY) -m reprolib.zoo build --profile $(PROFILE) --groups $(ZOO_GROUPS)
 
 zoo-report: $(STAMP)
-	$(PY) -m reprolib.zoo report --profile $(or $(PROFILE),mini) --out results/zoo/$(or $(PROFILE),mini).json
+	$(PY) -m reprolib.zoo report --profile $(PROFILE) --out results/zoo/$(PROFILE).json
 
 bench: $(STAMP)
 	$(PY) bench/merge_bench.py
 
 clean:
-	rm -rf book/_build book/executed
+	rm -rf book/_build book/executed book/_generated book/.staging-* book/.html-*

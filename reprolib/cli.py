@@ -1,4 +1,5 @@
-"""Command line: ``reprolib merge CONFIG.yaml --out DIR [--device cuda]`` and ``reprolib methods``."""
+"""Command line: ``reprolib merge CONFIG.yaml --out DIR [--device cuda]``, ``reprolib methods`` and
+``reprolib book [--only NOTEBOOK] [-p NAME VALUE]`` (see ``reprolib.book``)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,11 @@ def methods_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["book"]:  # its own argument parser (papermill-style -p NAME VALUE pairs)
+        from reprolib.book import main as book_main
+
+        return book_main(argv[1:])
     parser = argparse.ArgumentParser(prog="reprolib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     pm = sub.add_parser("merge", help="merge checkpoints described by a mergekit-style YAML")

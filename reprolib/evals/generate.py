@@ -90,3 +90,18 @@ def harm_score(model, tokenizer, examples: Sequence[Example], judge=None, chat: 
 
     outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=48, chat=chat)
     return harm_scores(examples, outputs, judge)
+
+
+def task_scores(model, tokenizer, sets: dict, tasks) -> dict[str, float]:
+    """Perplexity on ``sets['english']`` plus the score of each task in ``tasks``: ``ua`` → harm
+    (1–5), ``math`` → exact match, ``code`` → pass@1. Keys: ppl, harm, math, code."""
+    from reprolib.evals.ppl import perplexity
+
+    out = {"ppl": perplexity(model, tokenizer, sets["english"])[0]}
+    if "ua" in tasks:
+        out["harm"] = harm_score(model, tokenizer, sets["harmful"])[0]
+    if "math" in tasks:
+        out["math"] = math_exact_match(model, tokenizer, sets["math"])[0]
+    if "code" in tasks:
+        out["code"] = code_pass_at_1(model, tokenizer, sets["code"])[0]
+    return out

@@ -33,7 +33,8 @@ EVALS = {
     "math_em": +1, "code_pass1": +1, "harm_score": -1, "refusal_harmful": +1, "refusal_safe": -1,
     "instructions_acc": +1, "science_acc": +1, "sentiment_acc": +1, "acceptability_acc": +1, "english_ppl": -1,
 }
-FIXED_SETS = ("refusal_safe", "english_ppl")  # evals whose test set does not depend on the draw seed
+FIXED_SETS = ("refusal_safe", "english_ppl")
+REPORT_NAMES = {"ppl": "english_ppl", "harm": "harm_score", "math": "math_em", "code": "code_pass1"}  # evals whose test set does not depend on the draw seed
 
 
 def eval_sets(n: int, seed: int = 0) -> dict[str, list]:
@@ -136,15 +137,7 @@ def mergeability(zoo: Zoo, names: list[str], sets: dict, scores: dict, lambdas=(
 
     def scored(sd, keys):
         model.load_state_dict(sd)
-        s = {}
-        if "math" in keys:
-            s["math_em"] = G.math_exact_match(model, tok, sets["math"])[0]
-        if "code" in keys:
-            s["code_pass1"] = G.code_pass_at_1(model, tok, sets["code"])[0]
-        if "ua" in keys:
-            s["harm_score"] = G.harm_score(model, tok, sets["harmful"])[0]
-        s["english_ppl"] = perplexity(model, tok, sets["english"])[0]
-        return s
+        return {REPORT_NAMES[k]: v for k, v in G.task_scores(model, tok, sets, keys).items()}
 
     parent = scores["instruct"]
     for lam in tqdm(lambdas, desc="TA(math+code) λ grid", leave=False):

@@ -1,0 +1,284 @@
+"""The LATA chapter's experiments (Layer-Aware Task Arithmetic, seed 000): layer similarity ranks
+(Fig. 5), task learning (Tables 3–15) and task forgetting (Fig. 4), as functions of a
+:class:`reprolib.models.Models` so the notebooks stay thin and tests can call the same code.
+
+Every merged model's scores are cached (``reprolib.cache``) under a key made of the merge
+configuration, the models' fingerprints and the evaluation settings, so a re-run with another
+parameter only computes the configurations that changed.
+
+Choices where the paper is silent (also stated in the book):
+- TIES ``k`` and DARE+TIES ``k`` are the fraction of entries KEPT (the paper's (p, k) pairs sum
+  to 1); per-task λ's are the per-model weights, the global λ is 1; TIES's disjoint mean divides
+  by the number of agreeing models (TIES paper), not by the sum of weights.
+- "LATA + TIES/DARE/DARE+TIES" (Table 4) feed the pure vectors τ'_i into TIES/DARE with the main
+  text's k = 0.7, p = 0.3, (p, k) = (0.1, 0.9).
+- Safety Arithmetic is its weight-space step only (harm-direction removal with its λ, on the top
+  ``sa_density`` magnitudes of the UA vector); its in-context-vector step (α) steers activations
+  at inference and is not a merge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from reprolib.cache import ResultCache
+from reprolib.evals.generate import task_scores
+from reprolib.merge import merge_state_dicts
+from reprolib.merge import methods as M
+from reprolib.models import Models, seeded
+from reprolib.vectors import block_index, is_block, layer_cosines, task_vector
+
+EVAL_VERSION = 1                     # bump when a metric's definition changes (invalidates the cache)
+TASK_ROLES = {"UA": "ua", "Math": "math", "Code": "code"}
+TASK_METRIC = {"ua": "harm", "math": "math", "code": "code"}   # the score that says a task was learned
+VARIANTS = {"linear-drop-by-rank": "linear", "logarithmic-drop-by-rank": "log", "drop-with-threshold": "threshold"}
+VARIANT_LABELS = {v: k for k, v in VARIANTS.items()}
+MAIN = {"ties_k": 0.7, "dare_p": 0.3, "dare_ties_p": 0.1, "dare_ties_k": 0.9}   # LATA §4 baseline settings
+
+
+# ----------------------------------------------------------------------------- Fig. 5: layer ranks
+
+
+def layer_table(models: Models, experts=("ua", "math", "code"), seed: int = 0, sigma: float = 0.95):
+    """Per transformer block and expert: cos(τ_comp^i, τ_instr^i) (eq. 6), its rank (1 = most
+    similar to the instruction vector), and the linear / log / threshold weights (eq. 8–10)."""
+    import pandas as pd
+
+    base, instruct = models.state_dict("base"), models.state_dict("instruct")
+    instruction_vector = {k: task_vector(instruct[k], base[k]) for k in base if base[k].is_floating_point()}
+    rows = []
+    for expert in experts:
+        ft = models.state_dict(seeded(expert, seed))
+        complex_vector = {k: task_vector(ft[k], base[k]) for k in instruction_vector}
+        cos = {layer: c for layer, c in layer_cosines(complex_vector, instruction_vector).items() if is_block(layer)}
+        ranks = M.lata_ranks(cos)
+        weights = {s: M.lata_layer_weights(cos, s, sigma) for s in ("linear", "log", "threshold")}
+        for layer, c in cos.items():
+            rows.append({"expert": expert, "seed": seed, "layer": block_index(layer), "cosine": c, "rank": ranks[layer],
+                         **{f"w_{s}": weights[s][layer] for s in weights}})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- merges
+
+
+@dataclass(frozen=True)
+class Run:
+    """One merge of experts into instruct, labelled as in the paper's tables."""
+
+    tasks: tuple[str, ...]            # zoo roles, e.g. ("ua", "math")
+    method: str                       # TA | DARE | TIES | DARE + TIES | LATA | LATA + TIES | LATA + DARE | LATA + DARE + TIES
+    lambdas: tuple[float, ...]        # per-task λ_i
+    p: float | None = None            # DARE drop rate
+    k: float | None = None            # TIES kept fraction
+    variant: str | None = None        # LATA: linear | log | threshold
+    sigma: float = 0.95               # LATA threshold variant
+    seed: int = 0                     # training seed of the experts and seed of the DARE masks
+
+    @property
+    def label(self) -> str:
+        return " + ".join(k for k, v in TASK_ROLES.items() if v in self.tasks)
+
+    def merge_args(self) -> tuple[str, dict, list[dict]]:
+        """(registry method, parameters, per-model parameters) of this run."""
+        weights = [{"weight": lam} for lam in self.lambdas]
+        with_k = [dict(w, density=self.k) for w in weights]
+        if self.method == "TA":
+            return "task_arithmetic", {}, weights
+        if self.method == "DARE":
+            return "dare_linear", {"drop_rate": self.p}, weights
+        if self.method == "TIES":
+            return "ties", {}, with_k
+        if self.method == "DARE + TIES":
+            return "dare_ties", {"drop_rate": self.p}, with_k
+        if self.method.startswith("LATA"):
+            combine = {"LATA": "ta", "LATA + TIES": "ties", "LATA + DARE": "dare", "LATA + DARE + TIES": "dare_ties"}[self.method]
+            params = {"scheme": self.variant, "sigma": self.sigma, "combine": combine}
+            if combine in ("dare", "dare_ties"):
+                params["drop_rate"] = self.p
+            return "lata", params, with_k if combine in ("ties", "dare_ties") else weights
+        raise ValueError(f"unknown method {self.method!r}")
+
+
+def run_from_row(row: dict, sigma: float = 0.95, seed: int = 0) -> Run:
+    """The run that reproduces one published table row (Tables 3–15)."""
+    names = [t.strip() for t in row["tasks"].split("+")]
+    tasks = tuple(TASK_ROLES[t] for t in names)
+    lam = row["lambda"]
+    lambdas = tuple(float(lam[t]) for t in tasks)
+    method = row["method"].replace(" (Ours)", "")
+    p, k = row.get("p"), row.get("k")
+    p = None if p is None or p != p else float(p)
+    k = None if k is None or k != k else float(k)
+    if method in ("LATA + TIES", "LATA + DARE + TIES"):
+        k = k or (MAIN["ties_k"] if method == "LATA + TIES" else MAIN["dare_ties_k"])
+    if method in ("LATA + DARE", "LATA + DARE + TIES"):
+        p = p or (MAIN["dare_p"] if method == "LATA + DARE" else MAIN["dare_ties_p"])
+    variant = VARIANTS.get(row.get("lata_variant")) if method.startswith("LATA") else None
+    return Run(tasks, method, lambdas, p, k, variant, sigma if variant == "threshold" else 0.95, seed)
+
+
+def learning_sets(n: int, eval_seed: int = 0) -> dict:
+    from reprolib.zoo.report import eval_sets
+
+    return eval_sets(n, eval_seed)
+
+
+class Scorer:
+    """Merges and scores runs on one model object, with the results cache."""
+
+    def __init__(self, models: Models, eval_size: int, cache: ResultCache, eval_seed: int = 0):
+        self.models, self.cache = models, cache
+        self.eval = {"size": eval_size, "seed": eval_seed, "version": EVAL_VERSION}
+        self.sets = learning_sets(eval_size, eval_seed)
+        self.tok = models.tokenizer()
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = self.models.load("instruct")
+        return self._model
+
+    def _load(self, sd: dict) -> None:
+        missing, unexpected = self.model.load_state_dict(sd, strict=False)
+        tied = {"lm_head.weight"} if self.model.config.tie_word_embeddings else set()
+        if set(missing) - tied or unexpected:
+            raise RuntimeError(f"merged weights do not fit the model: missing {missing}, unexpected {unexpected}")
+        if tied:
+            self.model.tie_weights()
+
+    def score_weights(self, key: dict, make_sd, tasks) -> dict:
+        """Cached scores of the weights ``make_sd()`` under ``key`` (a JSON-able config)."""
+        config = {**key, "eval": self.eval}
+
+        def compute():
+            self._load(make_sd())
+            return task_scores(self.model, self.tok, self.sets, tasks)
+
+        return self.cache.get_or_compute(config, compute)
+
+    def score(self, run: Run) -> dict:
+        roles = ["base", "instruct"] + [seeded(t, run.seed) for t in run.tasks]
+        method, params, model_params = run.merge_args()
+        key = {"kind": "learning", "run": dataclasses.asdict(run), "merge": [method, params, model_params],
+               "models": {r: self.models.fingerprint(r) for r in roles}}
+
+        def make_sd():
+            sd = self.models.state_dict
+            lata = method == "lata"
+            merged, _ = merge_state_dicts(method, [sd(r) for r in roles[2:]], base=sd("base" if lata else "instruct"),
+                                          instruct=sd("instruct") if lata else None, params=params,
+                                          model_params=model_params, seed=run.seed)
+            return merged
+
+        return self.score_weights(key, make_sd, run.tasks)
+
+    def score_model(self, role: str, tasks=("ua", "math", "code")) -> dict:
+        key = {"kind": "model", "role": role, "model": self.models.fingerprint(role)}
+        return self.score_weights(key, lambda: self.models.state_dict(role), tasks)
+
+
+def score_runs(scorer: Scorer, runs, progress: bool = True):
+    """One row per run: the run's labels and its scores (NaN where a metric does not apply)."""
+    import pandas as pd
+
+    rows = []
+    for run in tqdm(list(runs), desc="merging + scoring", disable=not progress):
+        rows.append({"tasks": run.label, "method": run.method, "variant": run.variant,
+                     "lambda": "/".join(f"{x:g}" for x in run.lambdas), "p": run.p, "k": run.k, "seed": run.seed,
+                     **scorer.score(run)})
+    return pd.DataFrame(rows)
+
+
+def paper_table_runs(table: dict, sigma: float = 0.95, seed: int = 0) -> list[Run]:
+    return [run_from_row(r, sigma, seed) for r in table["rows"]]
+
+
+PAPER_TO_OURS = {"ppl": "ppl", "harm": "harm", "gsm8k": "math", "humaneval": "code"}
+
+
+def side_by_side(table: dict, ours, seed: int = 0):
+    """The published table with our score beside each of its numbers: columns ``<metric> paper``
+    and ``<metric> ours`` (metrics: ppl, harm, math = GSM8K in the paper, code = HumanEval)."""
+    import pandas as pd
+
+    ours = ours[ours["seed"] == seed].reset_index(drop=True)
+    rows = []
+    for i, row in enumerate(table["rows"]):
+        method = row["method"].replace(" (Ours)", "")
+        if row.get("lata_variant"):
+            method += f" ({VARIANTS[row['lata_variant']]})"
+        out = {"tasks": row["tasks"], "method": method, "λ": "/".join(f"{v:g}" for v in row["lambda"].values()),
+               "p": row.get("p"), "k": row.get("k")}
+        for paper_col, col in PAPER_TO_OURS.items():
+            if row.get(paper_col) is None and (col not in ours or pd.isna(ours.loc[i, col])):
+                continue
+            out[f"{col} paper"] = row.get(paper_col)
+            out[f"{col} ours"] = ours.loc[i, col] if col in ours else None
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- Fig. 4: forgetting
+
+
+def forgetting_methods(sigma: float, lam_lata: float, lam_ta: float, sa_lambda: float, sa_density: float) -> dict:
+    """Method label -> (registry method, params, per-model params) removing the UA vector from a target."""
+    return {
+        "original": None,
+        f"TA negation (λ={lam_ta:g})": ("safety_arithmetic", {"lambda": lam_ta}, [{"density": 1.0}]),
+        f"Safety Arithmetic (λ={sa_lambda:g}, top {sa_density:.0%})": ("safety_arithmetic", {"lambda": sa_lambda}, [{"density": sa_density}]),
+        f"LATA threshold (σ={sigma:g}, λ={lam_lata:g})": ("lata", {"scheme": "threshold", "sigma": sigma}, [{"weight": -lam_lata}]),
+    }
+
+
+def forgetting(scorer: Scorer, languages, methods: dict, seed: int = 0, progress: bool = True):
+    """Harm (1–5, translated prompts, translated judge markers) and perplexity on in-language text
+    of each language target before and after removing the UA vector (training seed ``seed``)."""
+    import pandas as pd
+
+    from reprolib.zoo.report import language_scores
+
+    ua = seeded("ua", seed)
+    rows = []
+    jobs = [(lang, label) for lang in languages for label in methods]
+    for lang, label in tqdm(jobs, desc="forgetting", disable=not progress):
+        spec = methods[label]
+        roles = [lang] if spec is None else [lang, "base", "instruct", ua]
+        key = {"kind": "forgetting", "language": lang, "method": spec, "seed": seed,
+               "models": {r: scorer.models.fingerprint(r) for r in roles}}
+
+        def make_sd(spec=spec, lang=lang):
+            sd = scorer.models.state_dict
+            if spec is None:
+                return sd(lang)
+            method, params, model_params = spec
+            lata = method == "lata"
+            merged, _ = merge_state_dicts(method, [sd(ua)], base=sd("base" if lata else "instruct"),
+                                          target=sd(lang), instruct=sd("instruct") if lata else None,
+                                          params=params, model_params=model_params, seed=seed)
+            return merged
+
+        config = {**key, "eval": scorer.eval}
+
+        def compute(make_sd=make_sd, lang=lang):
+            scorer._load(make_sd())
+            return language_scores(scorer.model, scorer.tok, scorer.sets, lang)
+
+        s = scorer.cache.get_or_compute(config, compute)
+        rows.append({"language": lang, "method": label, "seed": seed, "harm": s["harm_score"], "ppl": s["ppl"]})
+    return pd.DataFrame(rows)
+
+
+def retained_fraction(layers, sigma: float) -> dict[str, float]:
+    """Share of blocks whose cosine is below σ (kept by Drop-with-Threshold), per expert and seed."""
+    return (layers.assign(kept=layers["cosine"] < sigma).groupby(["expert", "seed"])["kept"].mean()).to_dict()
+
+
+def set_threads(n: int = 2) -> None:
+    torch.set_num_threads(n)

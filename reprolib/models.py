@@ -1,0 +1,107 @@
+"""Where a chapter's checkpoints come from: a zoo profile (``mini``, ``tiny``; built on demand) or a
+paper profile (a YAML mapping roles to local HF folders, see ``reprolib.zoo.profiles``).
+
+Roles are the zoo's names (``base``, ``instruct``, ``math``, ``code``, ``ua``, ``lang_a`` …). A
+training-seed replicate of a role is ``<role>_s<k>``; seed 0 is the role itself. Chapters ask
+``models.has(role)`` before using a replicate, so a paper profile with one checkpoint per role
+runs with one seed (and its claims say so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from reprolib.errors import ConfigError
+
+
+def seeded(role: str, seed: int) -> str:
+    """The zoo name of ``role`` trained with training seed ``seed`` (0 → the role itself)."""
+    return role if seed == 0 else f"{role}_s{seed}"
+
+
+class Models:
+    """Checkpoints by role, loaded once and kept as float32 state dicts (the zoo is small; for
+    paper-scale checkpoints use the streaming engine, ``reprolib.merge.merge``)."""
+
+    def __init__(self, profile: str = "mini", root: str | Path = "zoo", progress: bool = True):
+        from reprolib.zoo.build import PROFILES, Zoo
+
+        self.profile = profile
+        self._sds: dict[str, dict[str, torch.Tensor]] = {}
+        if profile in PROFILES:
+            self.zoo, self.roles = Zoo(profile, root=root, progress=progress), None
+        else:
+            from reprolib.book import project_path
+            from reprolib.zoo.profiles import load_paper_profile
+
+            profile = str(project_path(profile))
+            if not Path(profile).exists():
+                raise ConfigError(f"parameter 'profile' = {profile!r} is neither a zoo profile "
+                                  f"({', '.join(PROFILES)}) nor a paper-profile YAML file")
+            self.zoo, self.roles = None, load_paper_profile(profile)
+
+    @property
+    def is_zoo(self) -> bool:
+        return self.zoo is not None
+
+    def has(self, role: str) -> bool:
+        return role in self.zoo.recipes if self.is_zoo else role in self.roles
+
+    def path(self, role: str) -> Path:
+        if not self.has(role):
+            known = sorted(self.zoo.recipes) if self.is_zoo else sorted(self.roles)
+            raise ConfigError(f"profile {self.profile!r} has no model {role!r} (known: {', '.join(known)})")
+        return self.zoo.path(role) if self.is_zoo else self.roles[role]
+
+    def build(self, roles) -> None:
+        for role in roles:
+            self.path(role)
+
+    def tokenizer(self, role: str = "instruct"):
+        if self.is_zoo:
+            return self.zoo.tokenizer()
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.path(role))
+
+    def load(self, role: str):
+        """A fresh ``AutoModelForCausalLM`` (float32, eval mode)."""
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(self.path(role), dtype=torch.float32).eval()
+
+    def state_dict(self, role: str) -> dict[str, torch.Tensor]:
+        """The role's weights as float32 tensors (cached; treat as read-only)."""
+        if role not in self._sds:
+            from reprolib.io import Checkpoint
+
+            ck = Checkpoint(self.path(role))
+            self._sds[role] = {k: v.float() if v.is_floating_point() else v for k, v in ck.state_dict().items()}
+        return self._sds[role]
+
+    def fingerprint(self, role: str) -> str:
+        """A short identity of the role's weights for cache keys: the zoo's recipe hash, or for a
+        paper checkpoint the sha256 of its safetensors headers, sizes and modification times."""
+        if self.is_zoo:
+            return self.zoo.model_hash(role)
+        h = hashlib.sha256()
+        for f in sorted(Path(self.path(role)).glob("*.safetensors")):
+            st = f.stat()
+            with open(f, "rb") as fh:
+                header_len = int.from_bytes(fh.read(8), "little")
+                h.update(fh.read(min(header_len, 100 << 20)))
+            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> dict:
+        """The scale a page ran at: profile, architecture and size of the instruct model."""
+        cfg = json.loads((Path(self.path("instruct")) / "config.json").read_text())
+        n_params = sum(v.numel() for v in self.state_dict("instruct").values())
+        kind = f"{self.profile} zoo (built here from generated data)" if self.is_zoo else f"paper profile {self.profile}"
+        return {"profile": self.profile, "kind": kind, "architecture": cfg.get("architectures", ["?"])[0],
+                "layers": cfg.get("num_hidden_layers"), "hidden": cfg.get("hidden_size"),
+                "vocab": cfg.get("vocab_size"), "parameters": n_params}
