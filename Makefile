@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 PROFILE ?= mini
-# the zoo groups the chapters use (build them before the notebooks, with progress bars here)
-ZOO_GROUPS ?= core,lata,m3,ptm,noise
+# the zoo groups the book's chapters use (built before the notebooks, with progress bars here);
+# `make zoo ZOO_GROUPS=core,lata,m3,ptm,noise` builds every model
+ZOO_GROUPS ?= core,lata,noise
 
 .PHONY: book chapter html screenshots test bench lab clean zoo zoo-report
 
