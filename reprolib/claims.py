@@ -102,38 +102,83 @@ def verdict_table(verdicts: list[Verdict]):
 # ----------------------------------------------------------------------------- LATA
 
 
-def _task_gain(row_lata, row_ta, tasks) -> float:
-    """Mean over the merged tasks of LATA's score minus TA's; harm (1–5) is rescaled to 0–1 so
-    every task counts alike (higher harm = the UA task learned)."""
-    diffs = []
+def task_score(row, tasks) -> float:
+    """Mean score over the merged tasks on a 0–1 scale: maths EM, code pass@1 and harm rescaled
+    from 1–5 by (h − 1)/4 (in task learning, higher harm = the UA task learned)."""
+    parts = []
     for t in tasks:
         col = {"ua": "harm", "math": "math", "code": "code"}[t]
-        scale = 4.0 if col == "harm" else 1.0
-        diffs.append((row_lata[col] - row_ta[col]) / scale)
-    return statistics.fmean(diffs)
+        parts.append((row[col] - 1.0) / 4.0 if col == "harm" else row[col])
+    return statistics.fmean(parts)
 
 
-def lata_beats_ta(scores, ppl_tolerance: float = 0.02) -> Verdict:
+def _task_gain(row_lata, row_ta, tasks) -> float:
+    """LATA's task score minus TA's (see :func:`task_score`)."""
+    return task_score(row_lata, tasks) - task_score(row_ta, tasks)
+
+
+def _tasks_of(label: str) -> list[str]:
+    from reprolib.lata import TASK_ROLES
+
+    return [TASK_ROLES[t.strip()] for t in label.split("+")]
+
+
+def lata_beats_ta(scores, ppl_tolerance: float = 0.02, claim: str = "table3_best_utility") -> Verdict:
     """LATA §4 (Table 3, line 674): LATA outperforms TA on the target tasks while keeping lower
     perplexity. ``scores``: rows with columns tasks, method ('TA' / 'LATA'), seed, ppl and the task
     metrics, one TA and one LATA row per (task set, seed). Per seed: the task gain averaged over
     the task sets, and LATA's relative perplexity change vs TA (equal = within ``ppl_tolerance``)."""
-    from reprolib.lata import TASK_ROLES
-
     gains, ppl_change = [], []
     for seed, group in scores.groupby("seed"):
         g, p = [], []
         for label, rows in group.groupby("tasks"):
             ta = rows[rows["method"] == "TA"].iloc[0]
             la = rows[rows["method"] == "LATA"].iloc[0]
-            g.append(_task_gain(la, ta, [TASK_ROLES[t.strip()] for t in label.split("+")]))
+            g.append(_task_gain(la, ta, _tasks_of(label)))
             p.append(la["ppl"] / ta["ppl"] - 1.0)
         gains.append(statistics.fmean(g))
         ppl_change.append(statistics.fmean(p))
     parts = [directional("lata_beats_ta/tasks", "LATA − TA on the merged tasks' scores (0–1 scale, mean over task sets)", gains, "higher"),
              directional("lata_beats_ta/ppl", f"LATA / TA perplexity − 1 (equal or better: < {ppl_tolerance:.0%})", ppl_change,
                          "lower", margin=ppl_tolerance)]
-    return all_of("table3_best_utility", "LATA beats TA on the target tasks at equal or better perplexity", parts)
+    return all_of(claim, "LATA beats TA on the target tasks at equal or better perplexity", parts)
+
+
+def setting_is_best(scores, column: str, best, claim: str, metric: str = "tasks") -> Verdict:
+    """Appendix claims of the form "method X works best with setting ``best``" (e.g. DARE with
+    p = 0.3). Per seed, mean over task sets of the setting's score minus the mean score of the
+    other settings: the task score (higher is better) or, for ``metric='ppl'`` ("better
+    utilities"), the relative perplexity (lower is better). ``column`` holds the setting."""
+    diffs = []
+    for seed, group in scores.groupby("seed"):
+        per_set = []
+        for label, rows in group.groupby("tasks"):
+            if metric == "ppl":
+                value = rows["ppl"] / rows["ppl"].mean()
+            else:
+                value = rows.apply(lambda r: task_score(r, _tasks_of(label)), axis=1)
+            is_best = rows[column].astype(str) == str(best)
+            per_set.append(float(value[is_best].mean() - value[~is_best].mean()))
+        diffs.append(statistics.fmean(per_set))
+    what = "relative perplexity" if metric == "ppl" else "task score"
+    return directional(claim, f"{what} of {column} = {best} minus the other settings' mean", diffs,
+                       "lower" if metric == "ppl" else "higher")
+
+
+def lata_alone_best(scores, claim: str = "table4_lata_alone_best") -> Verdict:
+    """LATA §4 (Table 4, line 772): LATA alone is better than LATA combined with TIES, DARE or
+    DARE+TIES. Per seed, mean over task sets and combinations of LATA's task score minus the
+    combination's. ``scores`` holds method 'LATA' and 'LATA + …' rows."""
+    diffs = []
+    for seed, group in scores.groupby("seed"):
+        d = []
+        for label, rows in group.groupby("tasks"):
+            tasks = _tasks_of(label)
+            alone = rows[rows["method"] == "LATA"].iloc[0]
+            for _, combo in rows[rows["method"] != "LATA"].iterrows():
+                d.append(_task_gain(alone, combo, tasks))
+        diffs.append(statistics.fmean(d))
+    return directional(claim, "LATA alone − LATA + TIES/DARE/DARE+TIES on the task score", diffs, "higher")
 
 
 def pure_vector_forgets(forget, lata: str, ta: str) -> Verdict:

@@ -202,26 +202,68 @@ def paper_table_runs(table: dict, sigma: float = 0.95, seed: int = 0) -> list[Ru
 PAPER_TO_OURS = {"ppl": "ppl", "harm": "harm", "gsm8k": "math", "humaneval": "code"}
 
 
-def side_by_side(table: dict, ours, seed: int = 0):
+def side_by_side(table: dict, ours):
     """The published table with our score beside each of its numbers: columns ``<metric> paper``
-    and ``<metric> ours`` (metrics: ppl, harm, math = GSM8K in the paper, code = HumanEval)."""
+    and ``<metric> ours`` (metrics: ppl, harm, math = GSM8K in the paper, code = HumanEval).
+    ``ours`` holds the table's runs for one or more seeds, each seed's rows in the table's order
+    first; our column is the mean over seeds."""
     import pandas as pd
 
-    ours = ours[ours["seed"] == seed].reset_index(drop=True)
+    n = len(table["rows"])
+    per_seed = [g.reset_index(drop=True).iloc[:n] for _, g in ours.groupby("seed", sort=True)]
+    metrics = [c for c in PAPER_TO_OURS.values() if c in ours]
+    mean = sum(g[metrics] for g in per_seed) / len(per_seed)
     rows = []
     for i, row in enumerate(table["rows"]):
         method = row["method"].replace(" (Ours)", "")
         if row.get("lata_variant"):
             method += f" ({VARIANTS[row['lata_variant']]})"
+        run = per_seed[0].loc[i]
         out = {"tasks": row["tasks"], "method": method, "λ": "/".join(f"{v:g}" for v in row["lambda"].values()),
-               "p": row.get("p"), "k": row.get("k")}
+               "p": run["p"], "k": run["k"]}
         for paper_col, col in PAPER_TO_OURS.items():
-            if row.get(paper_col) is None and (col not in ours or pd.isna(ours.loc[i, col])):
+            if row.get(paper_col) is None and (col not in mean or pd.isna(mean.loc[i, col])):
                 continue
             out[f"{col} paper"] = row.get(paper_col)
-            out[f"{col} ours"] = ours.loc[i, col] if col in ours else None
+            out[f"{col} ours"] = mean.loc[i, col] if col in mean else None
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+# Each table's headline claim (ids of reprolib/papers/published/lata.yaml) and how it is tested.
+TABLE_CLAIMS = {
+    "table3": "table3_best_utility", "table4": "table4_lata_alone_best", "table5": "tables5_6_robust",
+    "table6": "tables5_6_robust", "table7": "table7_llama", "table8": "dare_p03_best_gemma",
+    "table9": "dare_p03_best_gemma", "table10": "ties_k07_best_gemma", "table11": "ties_k07_best_gemma",
+    "table12": "dareties_best_gemma", "table13": "dare_p03_best_llama", "table14": "ties_k07_best_llama",
+    "table15": "dareties_best_llama",
+}
+
+
+def table_runs(tables: dict, table_id: str, seeds, sigma: float = 0.95) -> list[Run]:
+    """The runs that reproduce one table for every seed (seed-major, each seed in the table's
+    order); Table 4 also gets the LATA-alone runs of its setting (Table 3's) that its claim needs."""
+    runs = [r for s in seeds for r in paper_table_runs(tables[table_id], sigma, seed=s)]
+    if table_id == "table4":
+        alone = [r for r in tables["table3"]["rows"] if r["method"] == "LATA (Ours)"]
+        runs += [run_from_row(r, sigma, s) for s in seeds for r in alone]
+    return runs
+
+
+def table_verdict(table_id: str, scores):
+    """The verdict on the claim the paper makes about ``table_id``, from our scores of its runs."""
+    from reprolib import claims
+
+    claim = TABLE_CLAIMS[table_id]
+    if table_id in ("table3", "table5", "table6", "table7"):
+        return claims.lata_beats_ta(scores[scores["method"].isin(["TA", "LATA"])], claim=claim)
+    if table_id == "table4":
+        return claims.lata_alone_best(scores, claim=claim)
+    if claim.startswith("dare_p03"):
+        return claims.setting_is_best(scores, "p", 0.3, claim)
+    if claim.startswith("ties_k07"):
+        return claims.setting_is_best(scores, "k", 0.7, claim, metric="ppl")
+    return claims.setting_is_best(scores, "p", 0.1, claim)      # DARE+TIES (p, k) = (0.1, 0.9)
 
 
 # ----------------------------------------------------------------------------- Fig. 4: forgetting

@@ -78,6 +78,25 @@ def test_lata_beats_ta_on_synthetic_scores():
     assert claims.lata_beats_ta(_learning_rows(0.1, 1.10)).verdict == claims.NOT_REPRODUCED  # ppl 10% worse
 
 
+def test_setting_is_best_and_lata_alone_best():
+    rows = []
+    for s in (0, 1, 2):
+        for tasks in ("UA + Math", "Math + Code"):
+            for p, score in ((0.3, 0.6), (0.6, 0.5), (0.9, 0.4 + 0.01 * s)):
+                rows.append({"tasks": tasks, "seed": s, "p": p, "ppl": 10 + p, "harm": 1 + 4 * score,
+                             "math": score, "code": score})
+    scores = pd.DataFrame(rows)
+    v = claims.setting_is_best(scores, "p", 0.3, "c")
+    assert v.verdict == claims.REPRODUCED and v.values[0] == pytest.approx(0.6 - 0.45)
+    assert claims.setting_is_best(scores, "p", 0.9, "c").verdict == claims.NOT_REPRODUCED
+    ppl = claims.setting_is_best(scores, "p", 0.3, "c", metric="ppl")        # lowest perplexity at p = 0.3
+    assert ppl.verdict == claims.REPRODUCED and ppl.estimate < 0
+    combos = pd.DataFrame([{"tasks": "Math + Code", "seed": s, "method": m, "math": x, "code": x, "ppl": 10.0}
+                           for s in (0, 1, 2) for m, x in (("LATA", 0.5 + 0.01 * s), ("LATA + TIES", 0.4), ("LATA + DARE", 0.45))])
+    alone = claims.lata_alone_best(combos)
+    assert alone.verdict == claims.REPRODUCED and alone.values[0] == pytest.approx(0.075)
+
+
 def test_pure_vector_forgets_and_late_layers():
     rows = []
     for s in (0, 1, 2):

@@ -99,3 +99,22 @@ def test_harm_score(use):
     use({e.prompt: e.meta["comply"] for e in ex})
     score, records = G.harm_score(None, None, ex)
     assert score == 5.0 and {r["score"] for r in records} == {5}
+
+
+def test_sandbox_verdicts_are_memoised_except_timeouts(monkeypatch):
+    from reprolib.evals import generate as G
+    from reprolib.evals.sandbox import SandboxResult
+
+    calls = []
+
+    def fake(code, tests, timeout_s):
+        calls.append(code)
+        status = {"ok": "passed", "bad": "failed"}.get(code, "timeout")
+        return SandboxResult(status == "passed", status, 0.0, 0, "", "")
+
+    monkeypatch.setattr(G, "run_tests", fake)
+    monkeypatch.setattr(G, "_VERDICTS", {})
+    assert [G._passes(c, "t", 3.0) for c in ("ok", "ok", "bad", "bad", "slow", "slow")] == [True, True, False, False, False, False]
+    assert calls == ["ok", "bad", "slow", "slow"]          # timeouts are re-run, passes/failures are not
+    G._passes("ok", "other tests", 3.0)
+    assert calls[-1] == "ok" and len(calls) == 5            # the key includes the tests

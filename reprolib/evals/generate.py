@@ -54,11 +54,27 @@ def math_exact_match(model, tokenizer, examples: Sequence[Example], chat: bool =
     return sum(correct) / max(len(correct), 1), _records(examples, outputs, correct)
 
 
+_VERDICTS: dict[tuple[str, str, float], bool] = {}
+
+
+def _passes(code: str, tests: str, timeout_s: float) -> bool:
+    """Sandboxed pass/fail, memoised per (program, tests, timeout) within the process: merges of the
+    same experts often write the same programs, and a program that ran to a pass or a plain failure
+    gives the same verdict again. Timeouts, memory errors and crashes are never memoised."""
+    key = (code, tests, timeout_s)
+    if key in _VERDICTS:
+        return _VERDICTS[key]
+    result = run_tests(code, tests, timeout_s=timeout_s)
+    if result.status in ("passed", "failed"):
+        _VERDICTS[key] = result.passed
+    return result.passed
+
+
 def code_pass_at_1(model, tokenizer, examples: Sequence[Example], chat: bool = True,
                    timeout_s: float = 3.0) -> tuple[float, list[dict]]:
     """pass@1 with greedy decoding: the generated function must pass every test, run sandboxed."""
     outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=64, chat=chat)
-    correct = [run_tests(extract_code(o), e.meta["tests"], timeout_s=timeout_s).passed for o, e in zip(outputs, examples)]
+    correct = [_passes(extract_code(o), e.meta["tests"], timeout_s) for o, e in zip(outputs, examples)]
     return sum(correct) / max(len(correct), 1), _records(examples, outputs, correct)
 
 
