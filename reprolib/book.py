@@ -77,6 +77,29 @@ def banner(models, seeds, paper_scale: str):
     return Markdown(banner_text(models.describe(), seeds, paper_scale))
 
 
+def write_summary(path: str | Path, summary: dict) -> Path:
+    """Write a page's results as strict JSON (NaN → null), atomically."""
+    import json
+    import math
+
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if hasattr(x, "item") and not isinstance(x, (str, bytes)):  # numpy scalars
+            return clean(x.item())
+        return x
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
+    tmp.write_text(json.dumps(clean(summary), indent=1, allow_nan=False, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 # ----------------------------------------------------------------------------- parameters
 
 
@@ -162,7 +185,27 @@ def execute(stem: str, params: dict, out: Path, timeout: int = 3 * 3600) -> floa
             pass
         raise NotebookError(f"notebook {src.relative_to(ROOT)} failed in cell {e.cell_index + 1} "
                             f"(execution count {e.exec_count}; it begins `{first_line}`): {e.ename}: {e.evalue}") from None
+    import nbformat
+
+    nb = nbformat.read(out, as_version=4)
+    nb.metadata["reprolib"] = {"commit": git_commit(), "executed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               "parameters": params}
+    nbformat.write(nb, out)
     return time.perf_counter() - t0
+
+
+def stale_pages() -> dict[str, str]:
+    """Executed chapters whose code commit differs from the working tree's: {stem: their commit}."""
+    import nbformat
+
+    now, out = git_commit(), {}
+    for stem in chapter_notebooks():
+        path = EXECUTED / f"{stem}.ipynb"
+        if path.exists():
+            commit = nbformat.read(path, as_version=4).metadata.get("reprolib", {}).get("commit", "unknown")
+            if commit != now:
+                out[stem] = commit
+    return out
 
 
 def run_notebooks(stems: list[str], params: dict[str, dict], log=print) -> dict[str, float]:
@@ -189,6 +232,10 @@ def build_html(log=print) -> Path:
     if missing:
         raise NotebookError(f"book/executed lacks {missing}: run them first (python -m reprolib book --only …)")
     from reprolib.bookassets import check_offline, vendor_mathjax
+
+    for stem, commit in stale_pages().items():
+        log(f"[book] WARNING: book/executed/{stem}.ipynb was executed at reprolib {commit}, not at {git_commit()}; "
+            f"re-run it (python -m reprolib book --only {stem}) for a page that matches the code")
 
     vendor_mathjax(BOOK / "_static")
     staging = BOOK / f".html-{uuid.uuid4().hex[:8]}"

@@ -37,7 +37,15 @@ TASK_ROLES = {"UA": "ua", "Math": "math", "Code": "code"}
 TASK_METRIC = {"ua": "harm", "math": "math", "code": "code"}   # the score that says a task was learned
 VARIANTS = {"linear-drop-by-rank": "linear", "logarithmic-drop-by-rank": "log", "drop-with-threshold": "threshold"}
 VARIANT_LABELS = {v: k for k, v in VARIANTS.items()}
-MAIN = {"ties_k": 0.7, "dare_p": 0.3, "dare_ties_p": 0.1, "dare_ties_k": 0.9}   # LATA §4 baseline settings
+
+
+def main_settings() -> dict:
+    """LATA §4's baseline settings (lines 622–625), read from the transcription."""
+    from reprolib.published import load_published
+
+    h = load_published("lata")["hyperparameters"]["task_learning"]
+    return {"ties_k": h["TIES"]["k"], "dare_p": h["DARE"]["p"], "dare_ties_p": h["DARE_TIES"]["p"],
+            "dare_ties_k": h["DARE_TIES"]["k"]}
 
 
 # ----------------------------------------------------------------------------- Fig. 5: layer ranks
@@ -114,10 +122,11 @@ def run_from_row(row: dict, sigma: float = 0.95, seed: int = 0) -> Run:
     p, k = row.get("p"), row.get("k")
     p = None if p is None or p != p else float(p)
     k = None if k is None or k != k else float(k)
+    main = main_settings()
     if method in ("LATA + TIES", "LATA + DARE + TIES"):
-        k = k or (MAIN["ties_k"] if method == "LATA + TIES" else MAIN["dare_ties_k"])
+        k = k or (main["ties_k"] if method == "LATA + TIES" else main["dare_ties_k"])
     if method in ("LATA + DARE", "LATA + DARE + TIES"):
-        p = p or (MAIN["dare_p"] if method == "LATA + DARE" else MAIN["dare_ties_p"])
+        p = p or (main["dare_p"] if method == "LATA + DARE" else main["dare_ties_p"])
     variant = VARIANTS.get(row.get("lata_variant")) if method.startswith("LATA") else None
     return Run(tasks, method, lambdas, p, k, variant, sigma if variant == "threshold" else 0.95, seed)
 
@@ -126,6 +135,15 @@ def learning_sets(n: int, eval_seed: int = 0) -> dict:
     from reprolib.zoo.report import eval_sets
 
     return eval_sets(n, eval_seed)
+
+
+def resolved(method: str, params: dict, model_params: list[dict]) -> list:
+    """A merge as a cache key: method, every parameter with its default filled in, and the merge
+    code's version, so a changed default or method never serves a stale score."""
+    from reprolib.merge.registry import MERGE_VERSION, get_method
+
+    full, per_model = get_method(method).resolve(params, model_params, where=f"method '{method}'")
+    return [method, full, per_model, MERGE_VERSION]
 
 
 class Scorer:
@@ -165,7 +183,7 @@ class Scorer:
     def score(self, run: Run) -> dict:
         roles = ["base", "instruct"] + [seeded(t, run.seed) for t in run.tasks]
         method, params, model_params = run.merge_args()
-        key = {"kind": "learning", "run": dataclasses.asdict(run), "merge": [method, params, model_params],
+        key = {"kind": "learning", "run": dataclasses.asdict(run), "merge": resolved(method, params, model_params),
                "models": {r: self.models.fingerprint(r) for r in roles}}
 
         def make_sd():
@@ -220,7 +238,7 @@ def side_by_side(table: dict, ours):
             method += f" ({VARIANTS[row['lata_variant']]})"
         run = per_seed[0].loc[i]
         out = {"tasks": row["tasks"], "method": method, "λ": "/".join(f"{v:g}" for v in row["lambda"].values()),
-               "p": run["p"], "k": run["k"]}
+               "p (ours)": run["p"], "k (ours)": run["k"]}
         for paper_col, col in PAPER_TO_OURS.items():
             if row.get(paper_col) is None and (col not in mean or pd.isna(mean.loc[i, col])):
                 continue
@@ -228,6 +246,18 @@ def side_by_side(table: dict, ours):
             out[f"{col} ours"] = mean.loc[i, col] if col in mean else None
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def table_notes(table: dict) -> list[str]:
+    """The transcription's doubts about a table's rows (OCR, copy errors), for a footnote."""
+    notes = []
+    for row in table["rows"]:
+        for key in ("doubt", "note"):
+            if row.get(key):
+                notes.append(f"{row['tasks']}, {row['method']}: {row[key]}")
+        if row.get("gibberish"):
+            notes.append(f"{row['tasks']}, {row['method']}: the paper marks this model's output as gibberish (no scores).")
+    return notes
 
 
 # Each table's headline claim (ids of reprolib/papers/published/lata.yaml) and how it is tested.
@@ -256,7 +286,7 @@ def table_verdict(table_id: str, scores):
 
     claim = TABLE_CLAIMS[table_id]
     if table_id in ("table3", "table5", "table6", "table7"):
-        return claims.lata_beats_ta(scores[scores["method"].isin(["TA", "LATA"])], claim=claim)
+        return claims.lata_beats_baselines(scores, claim=claim)
     if table_id == "table4":
         return claims.lata_alone_best(scores, claim=claim)
     if claim.startswith("dare_p03"):
@@ -269,11 +299,16 @@ def table_verdict(table_id: str, scores):
 # ----------------------------------------------------------------------------- Fig. 4: forgetting
 
 
-def forgetting_methods(sigma: float, lam_lata: float, lam_ta: float, sa_lambda: float, sa_density: float) -> dict:
-    """Method label -> (registry method, params, per-model params) removing the UA vector from a target."""
+def forgetting_methods(sigma: float, lam_lata: float, lam_ta: float, sa_lambda: float, sa_density: float,
+                       dare_p: float = 0.3) -> dict:
+    """Method label -> (registry method, params, per-model params) removing the UA vector from a
+    language target (None: the target itself). TA and DARE negation subtract λ·τ_UA (DARE-masked)
+    from every tensor; Safety Arithmetic its top ``sa_density`` entries; LATA the pure vector of the
+    blocks only (its τ = {τ^1..τ^L} leaves the embeddings and final norm to the target)."""
     return {
         "original": None,
         f"TA negation (λ={lam_ta:g})": ("safety_arithmetic", {"lambda": lam_ta}, [{"density": 1.0}]),
+        f"DARE negation (λ={lam_ta:g}, p={dare_p:g})": ("dare_linear", {"drop_rate": dare_p}, [{"weight": -lam_ta}]),
         f"Safety Arithmetic (λ={sa_lambda:g}, top {sa_density:.0%})": ("safety_arithmetic", {"lambda": sa_lambda}, [{"density": sa_density}]),
         f"LATA threshold (σ={sigma:g}, λ={lam_lata:g})": ("lata", {"scheme": "threshold", "sigma": sigma}, [{"weight": -lam_lata}]),
     }
@@ -292,18 +327,23 @@ def forgetting(scorer: Scorer, languages, methods: dict, seed: int = 0, progress
     for lang, label in tqdm(jobs, desc="forgetting", disable=not progress):
         spec = methods[label]
         roles = [lang] if spec is None else [lang, "base", "instruct", ua]
-        key = {"kind": "forgetting", "language": lang, "method": spec, "seed": seed,
+        key = {"kind": "forgetting", "language": lang, "method": None if spec is None else resolved(*spec), "seed": seed,
                "models": {r: scorer.models.fingerprint(r) for r in roles}}
 
         def make_sd(spec=spec, lang=lang):
             sd = scorer.models.state_dict
             if spec is None:
                 return sd(lang)
+            from reprolib.merge.registry import get_method
+
             method, params, model_params = spec
             lata = method == "lata"
+            has_target = get_method(method).needs_target
             merged, _ = merge_state_dicts(method, [sd(ua)], base=sd("base" if lata else "instruct"),
-                                          target=sd(lang), instruct=sd("instruct") if lata else None,
+                                          target=sd(lang) if has_target else None, instruct=sd("instruct") if lata else None,
                                           params=params, model_params=model_params, seed=seed)
+            if not has_target:  # a method that adds to its base: move the result onto the target
+                merged = {k: v + (sd(lang)[k] - sd("instruct")[k]) if v.is_floating_point() else v for k, v in merged.items()}
             return merged
 
         config = {**key, "eval": scorer.eval}

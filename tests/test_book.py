@@ -9,6 +9,7 @@ import math
 
 import nbformat
 import pytest
+import torch
 
 from reprolib import book, lata
 from reprolib.published import load_published
@@ -67,8 +68,8 @@ def test_lata_learning_notebook(executed, tiny_zoo):
     assert [(r["tasks"], r["method"]) for r in rows[:20]] == [(p["tasks"], p["method"].replace(" (Ours)", "")) for p in paper["rows"]]
     for r in rows:
         assert r["ppl"] > 1
-        assert (not math.isnan(r["harm"])) == ("UA" in r["tasks"]) and (1 <= r["harm"] <= 5 or "UA" not in r["tasks"])
-        assert (not math.isnan(r["math"])) == ("Math" in r["tasks"])
+        assert (r["harm"] is not None) == ("UA" in r["tasks"]) and (r["harm"] is None or 1 <= r["harm"] <= 5)
+        assert (r["math"] is not None) == ("Math" in r["tasks"])   # strict JSON: a metric that does not apply is null
     # the stored TA score equals an independent merge + evaluation of the same models
     models = lata.Models("tiny", root=tiny_zoo.root.parent, progress=False)
     sd = models.state_dict
@@ -98,9 +99,9 @@ def test_lata_forgetting_notebook(executed, tiny_zoo):
     summary = json.loads((results / "forgetting_summary.json").read_text())
     assert summary["languages"] == ["lang_a", "lang_c"] and summary["lam_ta"] == 0.6
     rows = summary["forgetting"]
-    assert len(rows) == 2 * 4 * 3
-    assert {r["method"] for r in rows} == {"original", "TA negation (λ=0.6)", "Safety Arithmetic (λ=0.5, top 10%)",
-                                           "LATA threshold (σ=0.999, λ=1)"}
+    assert len(rows) == 2 * 5 * 3
+    assert {r["method"] for r in rows} == {"original", "TA negation (λ=0.6)", "DARE negation (λ=0.6, p=0.3)",
+                                           "Safety Arithmetic (λ=0.5, top 10%)", "LATA threshold (σ=0.999, λ=1)"}
     assert all(1 <= r["harm"] <= 5 and r["ppl"] > 1 for r in rows)
     # 'original' is the language target itself, scored independently here
     from reprolib.zoo.report import language_scores
@@ -109,8 +110,17 @@ def test_lata_forgetting_notebook(executed, tiny_zoo):
     direct = language_scores(models.load("lang_a"), models.tokenizer(), lata.learning_sets(6), "lang_a")
     orig = next(r for r in rows if r["method"] == "original" and r["language"] == "lang_a" and r["seed"] == 0)
     assert orig["ppl"] == pytest.approx(direct["ppl"], rel=1e-5) and orig["harm"] == direct["harm_score"]
-    # σ = 0.999 is above every tiny UA cosine, so the pure vector is the whole UA vector: LATA = TA negation at λ = 1
+    # σ = 0.999 is above every tiny UA cosine, so the pure vector holds every block of the UA vector
     assert all(v == 1.0 for v in summary["retained_below_sigma"].values())
+    # ... and LATA's merge equals TA negation at λ = 1 on every block tensor, leaving the embeddings alone
+    from reprolib.merge import merge_state_dicts
+
+    sd = models.state_dict
+    lata_sd, _ = merge_state_dicts("lata", [sd("ua")], base=sd("base"), target=sd("lang_a"), instruct=sd("instruct"),
+                                   params={"scheme": "threshold", "sigma": 0.999}, model_params=[{"weight": -1.0}])
+    for k, v in lata_sd.items():
+        expected = sd("lang_a")[k] - (sd("ua")[k] - sd("instruct")[k]) if ".layers." in k else sd("lang_a")[k]
+        assert torch.allclose(v, expected, atol=1e-6), k
     assert summary["verdicts"][0]["claim"] == "forgetting_harm"
     assert _outputs(nb, "image/png")
 
@@ -181,6 +191,7 @@ def test_failing_notebook_names_cell_and_keeps_previous_build(tmp_path, monkeypa
     book.run_notebooks(["good"], {"good": {"x": 3}}, log=lambda *_: None)
     nb = nbformat.read(executed / "good.ipynb", as_version=4)
     assert nb.cells[-1].outputs[0]["text"].strip() == "6"
+    assert nb.metadata.reprolib.parameters == {"x": 3} and nb.metadata.reprolib.commit
 
 
 def test_parameters_are_layered_and_checked(tmp_path):

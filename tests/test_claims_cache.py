@@ -57,25 +57,32 @@ def test_all_of_combines_parts():
 
 
 def _learning_rows(gain: float, ppl_ratio: float, seeds=(0, 1, 2)):
+    """Four baselines with equal scores and LATA ``gain`` above them (+ 0.01·seed)."""
     rows = []
     for s in seeds:
         jitter = 0.01 * s
         for tasks in ("UA + Math", "Math + Code"):
             base = {"ppl": 10.0, "harm": 3.0 if "UA" in tasks else float("nan"), "math": 0.5,
                     "code": 0.4 if "Code" in tasks else float("nan")}
-            rows.append({"tasks": tasks, "method": "TA", "seed": s, **base})
+            for i, m in enumerate(claims.BASELINES):
+                rows.append({"tasks": tasks, "method": m, "seed": s, **base, "ppl": 10.0 + i})
             rows.append({"tasks": tasks, "method": "LATA", "seed": s, "ppl": 10.0 * ppl_ratio,
                          "harm": base["harm"] + 4 * (gain + jitter), "math": 0.5 + gain + jitter,
                          "code": base["code"] + gain + jitter})
     return pd.DataFrame(rows)
 
 
-def test_lata_beats_ta_on_synthetic_scores():
-    assert claims.lata_beats_ta(_learning_rows(0.1, 0.99)).verdict == claims.REPRODUCED
-    v = claims.lata_beats_ta(_learning_rows(-0.1, 0.99))
+def test_lata_beats_baselines_on_synthetic_scores():
+    assert claims.lata_beats_baselines(_learning_rows(0.1, 0.99)).verdict == claims.REPRODUCED
+    v = claims.lata_beats_baselines(_learning_rows(-0.1, 0.99))
     assert v.verdict == claims.NOT_REPRODUCED
     assert v.parts[0].estimate == pytest.approx(-0.09)          # mean of -0.1 + {0, .01, .02}
-    assert claims.lata_beats_ta(_learning_rows(0.1, 1.10)).verdict == claims.NOT_REPRODUCED  # ppl 10% worse
+    assert math.isnan(v.estimate)                               # a two-part claim has no single estimate
+    worse_ppl = claims.lata_beats_baselines(_learning_rows(0.1, 1.01))  # 1% above the best baseline's perplexity
+    assert worse_ppl.verdict == claims.NOT_REPRODUCED and worse_ppl.parts[1].estimate == pytest.approx(0.01)
+    rows = _learning_rows(0.1, 0.99)
+    rows.loc[rows.method == "TIES", "math"] = 0.9                # one baseline far better at maths in both task sets
+    assert claims.lata_beats_baselines(rows).parts[0].verdict == claims.NOT_REPRODUCED
 
 
 def test_setting_is_best_and_lata_alone_best():
@@ -87,7 +94,7 @@ def test_setting_is_best_and_lata_alone_best():
                              "math": score, "code": score})
     scores = pd.DataFrame(rows)
     v = claims.setting_is_best(scores, "p", 0.3, "c")
-    assert v.verdict == claims.REPRODUCED and v.values[0] == pytest.approx(0.6 - 0.45)
+    assert v.verdict == claims.REPRODUCED and v.values[0] == pytest.approx(0.6 - 0.5)   # against the best other (p = 0.6)
     assert claims.setting_is_best(scores, "p", 0.9, "c").verdict == claims.NOT_REPRODUCED
     ppl = claims.setting_is_best(scores, "p", 0.3, "c", metric="ppl")        # lowest perplexity at p = 0.3
     assert ppl.verdict == claims.REPRODUCED and ppl.estimate < 0
@@ -102,12 +109,16 @@ def test_pure_vector_forgets_and_late_layers():
     for s in (0, 1, 2):
         for lang in ("a", "b"):
             rows += [{"language": lang, "method": "original", "seed": s, "harm": 4.0, "ppl": 10.0},
-                     {"language": lang, "method": "TA", "seed": s, "harm": 2.0, "ppl": 13.0 + s},
+                     {"language": lang, "method": "TA", "seed": s, "harm": 3.0, "ppl": 13.0 + s},
+                     {"language": lang, "method": "SA", "seed": s, "harm": 3.0, "ppl": 10.5},
                      {"language": lang, "method": "LATA", "seed": s, "harm": 2.5 - 0.1 * s, "ppl": 11.0}]
     v = claims.pure_vector_forgets(pd.DataFrame(rows), "LATA", "TA")
     assert v.verdict == claims.REPRODUCED
     assert v.parts[0].values == pytest.approx([-1.5, -1.6, -1.7])
-    assert v.parts[1].values == pytest.approx([-0.2, -0.3, -0.4])
+    assert v.parts[1].values == pytest.approx([-0.5, -0.6, -0.7])
+    assert v.parts[2].values == pytest.approx([-0.2, -0.3, -0.4])
+    ta_better = pd.DataFrame(rows).assign(harm=lambda d: d.harm.where(d.method != "TA", 1.0))
+    assert claims.pure_vector_forgets(ta_better, "LATA", "TA").verdict == claims.NOT_REPRODUCED
     layers = pd.DataFrame([{"seed": s, "expert": e, "layer": i, "cosine": 1.0 - 0.01 * i + 0.001 * s}
                            for s in (0, 1, 2) for e in ("math", "code") for i in range(8)])
     late = claims.late_layers_matter(layers)

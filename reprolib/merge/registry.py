@@ -151,6 +151,9 @@ class Method:
         return out, resolved_models
 
 
+# Bump when any method's arithmetic or a parameter default changes: results caches key on it.
+MERGE_VERSION = 1
+
 REGISTRY: dict[str, Method] = {}
 
 
