@@ -5,7 +5,6 @@ parameter layering, and the LATA run mapping the notebooks rely on."""
 from __future__ import annotations
 
 import json
-import math
 
 import nbformat
 import pytest
