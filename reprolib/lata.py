@@ -20,6 +20,7 @@ Choices where the paper is silent (also stated in the book):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -39,8 +40,10 @@ VARIANTS = {"linear-drop-by-rank": "linear", "logarithmic-drop-by-rank": "log", 
 VARIANT_LABELS = {v: k for k, v in VARIANTS.items()}
 
 
+@functools.cache
 def main_settings() -> dict:
-    """LATA §4's baseline settings (lines 622–625), read from the transcription."""
+    """LATA §4's baseline settings (lines 622–625), read once from the transcription (every
+    ``run_from_row`` needs them; parsing the YAML per row cost ~0.3 s each)."""
     from reprolib.published import load_published
 
     h = load_published("lata")["hyperparameters"]["task_learning"]
@@ -170,35 +173,47 @@ class Scorer:
         if tied:
             self.model.tie_weights()
 
-    def score_weights(self, key: dict, make_sd, tasks) -> dict:
-        """Cached scores of the weights ``make_sd()`` under ``key`` (a JSON-able config)."""
+    def score_weights(self, key: dict, make_sd, evaluate) -> dict:
+        """Cached ``evaluate(model, tokenizer, sets)`` of the weights ``make_sd()`` under ``key``
+        (a JSON-able config; the evaluation settings are added to it)."""
         config = {**key, "eval": self.eval}
 
         def compute():
             self._load(make_sd())
-            return task_scores(self.model, self.tok, self.sets, tasks)
+            return evaluate(self.model, self.tok, self.sets)
 
         return self.cache.get_or_compute(config, compute)
+
+    def merged(self, method: str, params: dict, model_params: list[dict], experts: list[str], seed: int,
+               target: str | None = None) -> dict:
+        """Merge the experts' vectors into instruct, or into ``target``. LATA measures its vectors from
+        the base and needs instruct; a method with no target of its own merges into instruct and is
+        moved onto the target by adding θ_target − θ_instruct."""
+        from reprolib.merge.registry import get_method
+
+        sd = self.models.state_dict
+        lata = method == "lata"
+        has_target = get_method(method).needs_target
+        merged, _ = merge_state_dicts(method, [sd(r) for r in experts], base=sd("base" if lata else "instruct"),
+                                      target=sd(target) if target and has_target else None,
+                                      instruct=sd("instruct") if lata else None, params=params,
+                                      model_params=model_params, seed=seed)
+        if target and not has_target:
+            merged = {k: v + (sd(target)[k] - sd("instruct")[k]) if v.is_floating_point() else v for k, v in merged.items()}
+        return merged
 
     def score(self, run: Run) -> dict:
         roles = ["base", "instruct"] + [seeded(t, run.seed) for t in run.tasks]
         method, params, model_params = run.merge_args()
         key = {"kind": "learning", "run": dataclasses.asdict(run), "merge": resolved(method, params, model_params),
                "models": {r: self.models.fingerprint(r) for r in roles}}
-
-        def make_sd():
-            sd = self.models.state_dict
-            lata = method == "lata"
-            merged, _ = merge_state_dicts(method, [sd(r) for r in roles[2:]], base=sd("base" if lata else "instruct"),
-                                          instruct=sd("instruct") if lata else None, params=params,
-                                          model_params=model_params, seed=run.seed)
-            return merged
-
-        return self.score_weights(key, make_sd, run.tasks)
+        return self.score_weights(key, lambda: self.merged(method, params, model_params, roles[2:], run.seed),
+                                  lambda m, t, sets: task_scores(m, t, sets, run.tasks))
 
     def score_model(self, role: str, tasks=("ua", "math", "code")) -> dict:
         key = {"kind": "model", "role": role, "model": self.models.fingerprint(role)}
-        return self.score_weights(key, lambda: self.models.state_dict(role), tasks)
+        return self.score_weights(key, lambda: self.models.state_dict(role),
+                                  lambda m, t, sets: task_scores(m, t, sets, tasks))
 
 
 def score_runs(scorer: Scorer, runs, progress: bool = True):
@@ -330,29 +345,9 @@ def forgetting(scorer: Scorer, languages, methods: dict, seed: int = 0, progress
         key = {"kind": "forgetting", "language": lang, "method": None if spec is None else resolved(*spec), "seed": seed,
                "models": {r: scorer.models.fingerprint(r) for r in roles}}
 
-        def make_sd(spec=spec, lang=lang):
-            sd = scorer.models.state_dict
-            if spec is None:
-                return sd(lang)
-            from reprolib.merge.registry import get_method
-
-            method, params, model_params = spec
-            lata = method == "lata"
-            has_target = get_method(method).needs_target
-            merged, _ = merge_state_dicts(method, [sd(ua)], base=sd("base" if lata else "instruct"),
-                                          target=sd(lang) if has_target else None, instruct=sd("instruct") if lata else None,
-                                          params=params, model_params=model_params, seed=seed)
-            if not has_target:  # a method that adds to its base: move the result onto the target
-                merged = {k: v + (sd(lang)[k] - sd("instruct")[k]) if v.is_floating_point() else v for k, v in merged.items()}
-            return merged
-
-        config = {**key, "eval": scorer.eval}
-
-        def compute(make_sd=make_sd, lang=lang):
-            scorer._load(make_sd())
-            return language_scores(scorer.model, scorer.tok, scorer.sets, lang)
-
-        s = scorer.cache.get_or_compute(config, compute)
+        make_sd = ((lambda: scorer.models.state_dict(lang)) if spec is None else
+                   (lambda: scorer.merged(*spec, [ua], seed, target=lang)))
+        s = scorer.score_weights(key, make_sd, lambda m, t, sets: language_scores(m, t, sets, lang))
         rows.append({"language": lang, "method": label, "seed": seed, "harm": s["harm_score"], "ppl": s["ppl"]})
     return pd.DataFrame(rows)
 

@@ -32,6 +32,7 @@ class Models:
 
         self.profile = profile
         self._sds: dict[str, dict[str, torch.Tensor]] = {}
+        self._fingerprints: dict[str, str] = {}
         if profile in PROFILES:
             self.zoo, self.roles = Zoo(profile, root=root, progress=progress), None
         else:
@@ -88,6 +89,8 @@ class Models:
         paper checkpoint the sha256 of its safetensors headers, sizes and modification times."""
         if self.is_zoo:
             return self.zoo.model_hash(role)
+        if role in self._fingerprints:
+            return self._fingerprints[role]
         h = hashlib.sha256()
         for f in sorted(Path(self.path(role)).glob("*.safetensors")):
             st = f.stat()
@@ -95,7 +98,8 @@ class Models:
                 header_len = int.from_bytes(fh.read(8), "little")
                 h.update(fh.read(min(header_len, 100 << 20)))
             h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-        return h.hexdigest()[:16]
+        self._fingerprints[role] = h.hexdigest()[:16]
+        return self._fingerprints[role]
 
     def describe(self) -> dict:
         """The scale a page ran at: profile, architecture and size of the instruct model."""
