@@ -24,80 +24,15 @@ from pathlib import Path
 import yaml
 
 from reprolib.errors import ConfigError, ReprolibError
+from reprolib.paths import ROOT, git_commit
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BOOK = ROOT / "book"
 EXECUTED = BOOK / "executed"
 
 
-def project_path(path: str | Path) -> Path:
-    """A notebook's path parameter: absolute, or relative to the working directory when it exists
-    there, else relative to the project root (so defaults work from papermill, ``make`` and
-    JupyterLab, whose working directory is ``notebooks/``)."""
-    path = Path(path).expanduser()
-    if path.is_absolute() or path.exists():
-        return path
-    return ROOT / path
-
-
 class NotebookError(ReprolibError):
     """A chapter notebook failed; the message names the notebook, the cell and the error."""
-
-
-# ----------------------------------------------------------------------------- the banner
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("+changes" if dirty else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def banner_text(scale: dict, seeds, paper_scale: str) -> str:
-    """The honesty banner every chapter page starts with (Markdown)."""
-    size = f"{scale['parameters'] / 1e6:.2f} M parameters" if scale.get("parameters") else "size unknown"
-    arch = f"{scale['architecture']}, {scale['layers']} layers × {scale['hidden']} hidden, vocabulary {scale['vocab']}, {size}"
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return (f"```{{admonition}} Scale of this page: {scale['kind']}\n:class: warning\n"
-            f"**Models:** {arch}. The paper used {paper_scale}.\n\n"
-            f"**Seeds:** {', '.join(map(str, seeds))}. **Run:** {when}, reprolib {git_commit()}.\n\n"
-            "Columns marked *paper* are transcribed from the publication; every other number was computed "
-            "in this run at the scale above and is **not** the paper's number.\n```")
-
-
-def banner(models, seeds, paper_scale: str):
-    """The banner as a displayable Markdown object (for a notebook's first output)."""
-    from IPython.display import Markdown
-
-    return Markdown(banner_text(models.describe(), seeds, paper_scale))
-
-
-def write_summary(path: str | Path, summary: dict) -> Path:
-    """Write a page's results as strict JSON (NaN → null), atomically."""
-    import json
-    import math
-
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {str(k): clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        if hasattr(x, "item") and not isinstance(x, (str, bytes)):  # numpy scalars
-            return clean(x.item())
-        return x
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
-    tmp.write_text(json.dumps(clean(summary), indent=1, allow_nan=False, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -263,11 +198,13 @@ def build_html(log=print) -> Path:
 
 def generated_pages(profile: str) -> None:
     """Pages made from code: the methods table, and the build banner included by the Markdown pages."""
-    from reprolib.cli import methods_markdown
+    from reprolib.kit import scoreboard
+    from reprolib.merge.registry import methods_markdown
 
     gen = BOOK / "_generated"
     gen.mkdir(exist_ok=True)
     (gen / "methods.md").write_text(methods_markdown() + "\n")
+    (gen / "scoreboard.md").write_text(scoreboard.markdown(scoreboard.collect(ROOT / "results", profile), profile) + "\n")
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     (gen / "build.md").write_text(
         f"```{{admonition}} This build\n:class: note\nProfile **{profile}**, built {when} from reprolib {git_commit()}. "

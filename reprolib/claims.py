@@ -1,24 +1,38 @@
-"""The papers' headline claims as functions of our results, each returning a :class:`Verdict`.
+"""Claims as tests over results: the generic statistics and the claim registry.
 
-A claim is tested on a per-seed statistic (one value per training seed, e.g. LATA's maths score
-minus TA's). Its mean gets a two-sided Student-t confidence interval; the verdict is
+A claim is one sentence of a paper (quoted, with its line in the seed text) and a function that
+tests it: a per-seed *statistic* of the runs the paper uses as evidence (e.g. "the share of the
+(setting, task) pairs on which LATA has the best score"), claimed to lie above (``better='higher'``)
+or below (``'lower'``) a margin.
 
-- **reproduced** when the whole interval lies on the claimed side of the margin,
-- **not reproduced** when the whole interval lies on the other side,
-- **inconclusive** otherwise, or with fewer than ``MIN_SEEDS`` seeds (no interval is computed).
+Intervals cover training seeds *and* test items. Each run's scores are kept with their per-item
+values (:class:`Evidence`); a replicate resamples the test items with replacement — the same item
+indices for every run and seed, since all of them are scored on the same items (a paired
+bootstrap) — and recomputes the statistic per seed; the replicate's estimate is the mean over
+seeds plus a Student-t draw scaled by the seeds' standard error (s/√n · t_{n−1}), which carries the
+training-seed noise as the usual t-interval does. The interval is the 2.5–97.5 % percentile of
+the replicates. Without per-item values (the paper's own numbers) it reduces to the t-interval over
+seeds; with one seed it covers the test items only.
 
-Claims with two parts (e.g. "better tasks at equal or better perplexity") combine their parts:
-reproduced only if every part is, not reproduced if any part is.
+The verdict: **reproduced** when the whole interval lies on the claimed side of the margin, **not
+reproduced** when it lies wholly on the other side, **inconclusive** otherwise. A claim with parts
+is reproduced when every part is and not reproduced when any part is not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from reprolib.errors import ConfigError
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
-MIN_SEEDS = 3
+N_BOOT = 400
 
 
 @dataclass
@@ -26,55 +40,130 @@ class Verdict:
     claim: str                 # id, as in reprolib/papers/published/<paper>.yaml
     text: str                  # what is tested, in words
     verdict: str               # reproduced | not reproduced | inconclusive
-    estimate: float            # mean of the per-seed statistic
-    ci: tuple[float, float]    # confidence interval of the mean (NaN with < MIN_SEEDS seeds)
-    n: int                     # seeds
-    values: list[float] = field(default_factory=list)
+    estimate: float            # mean over seeds of the per-seed statistic
+    ci: tuple[float, float]    # 95 % interval over seeds and test items
+    n: int                     # training seeds
+    values: list[float] = field(default_factory=list)   # the statistic per seed
     parts: list["Verdict"] = field(default_factory=list)
+    margin: float = 0.0
+    better: str = "higher"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def t_quantile(p: float, df: int) -> float:
-    """Quantile of Student's t (scipy when present; a table for the common 95% case otherwise)."""
-    try:
-        from scipy.stats import t
-
-        return float(t.ppf(p, df))
-    except ImportError:  # pragma: no cover - scipy ships with the environment
-        table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-        if abs(p - 0.975) > 1e-9:
-            raise
-        return table.get(df, 1.96)
+# ----------------------------------------------------------------------------- evidence
 
 
-def mean_ci(values, level: float = 0.95) -> tuple[float, tuple[float, float]]:
-    """Mean and two-sided t-interval; (mean, (nan, nan)) for fewer than two values."""
-    values = [float(v) for v in values]
-    mean = statistics.fmean(values) if values else math.nan
-    if len(values) < 2:
-        return mean, (math.nan, math.nan)
-    half = t_quantile(0.5 + level / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, (mean - half, mean + half)
+@dataclass
+class Evidence:
+    """The runs a claim reads: ``rows`` (one per run and seed: labels, ``seed`` and one column per
+    metric) and, aligned with it, ``items``: per run, metric → per-item values (0/1, 1–5, or
+    ``[nll, tokens]`` pairs for ``ppl``). Paper numbers have no items."""
+
+    rows: "object"                                # pandas DataFrame
+    items: list[dict[str, list]] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.items and len(self.items) != len(self.rows):
+            raise ValueError(f"Evidence: {len(self.items)} item records for {len(self.rows)} rows")
+        self.rows = self.rows.reset_index(drop=True)
+
+    @classmethod
+    def concat(cls, parts: Iterable["Evidence"]) -> "Evidence":
+        import pandas as pd
+
+        parts = list(parts)
+        items = [i for p in parts for i in (p.items or [{} for _ in range(len(p.rows))])]
+        return cls(pd.concat([p.rows for p in parts], ignore_index=True), items)
+
+    def item_counts(self) -> dict[str, int]:
+        """Metric → number of test items (the same for every run that has items for it)."""
+        counts: dict[str, int] = {}
+        for i, run in enumerate(self.items):
+            for metric, values in run.items():
+                n = len(values)
+                if counts.setdefault(metric, n) != n:
+                    raise ValueError(f"Evidence: metric {metric!r} has {n} items in row {i} but {counts[metric]} elsewhere; "
+                                     "a paired bootstrap needs the same test items in every run")
+        return counts
+
+    def records(self) -> list[dict]:
+        """The rows as plain dicts (what a statistic reads: fast to copy and to scan)."""
+        return self.rows.to_dict("records")
+
+    def replicates(self, n_boot: int, rng: np.random.Generator):
+        """``n_boot`` copies of the records whose metric values are recomputed from resampled items."""
+        from reprolib.evals.suite import resample
+
+        counts = {m: n for m, n in self.item_counts().items() if m in self.rows}
+        idx = {m: rng.integers(0, n, size=(n_boot, n)) for m, n in counts.items()}
+        records = self.records()
+        columns = {}                                   # metric -> {row: B resampled values}
+        for metric, ix in idx.items():
+            columns[metric] = {r: resample(run[metric], metric, ix) for r, run in enumerate(self.items)
+                               if metric in run and len(run[metric])}
+        for b in range(n_boot):
+            out = [dict(rec) for rec in records]
+            for metric, by_row in columns.items():
+                for r, values in by_row.items():
+                    out[r][metric] = float(values[b])
+            yield out
 
 
-def directional(claim: str, text: str, values, better: str = "higher", margin: float = 0.0,
-                level: float = 0.95) -> Verdict:
-    """Verdict on "the statistic is above ``margin``" (``better='higher'``) or below it ('lower')."""
+# ----------------------------------------------------------------------------- verdicts
+
+
+def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student-t interval of the mean (the mean itself, twice, for one value or no spread)."""
+    from scipy.stats import t
+
+    mean = statistics.fmean(values)
+    if len(values) < 2 or statistics.stdev(values) == 0:
+        return mean, mean
+    half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean - half, mean + half
+
+
+def decide(lo: float, hi: float, better: str, margin: float) -> str:
+    if better == "higher":
+        return REPRODUCED if lo > margin else NOT_REPRODUCED if hi < margin else INCONCLUSIVE
+    return REPRODUCED if hi < margin else NOT_REPRODUCED if lo > margin else INCONCLUSIVE
+
+
+def _per_seed(stat, rows, claim: str) -> dict:
+    values = {int(s): float(v) for s, v in stat(rows).items()}
+    bad = [s for s, v in values.items() if not math.isfinite(v)]
+    if bad or not values:
+        raise ValueError(f"claim {claim!r}: the statistic is {'missing' if not values else 'NaN'} for seed(s) {bad}; "
+                         "a missing score in one of the runs it reads (see the run's row in its table)")
+    return values
+
+
+def verdict_on(claim: str, text: str, stat: Callable, evidence: Evidence, better: str = "higher",
+                   margin: float = 0.0, n_boot: int = N_BOOT, level: float = 0.95, seed: int = 0) -> Verdict:
+    """Verdict on "``stat`` (a function of the records → {seed: value}) lies above / below ``margin``",
+    with the interval over seeds and test items described in the module docstring."""
     if better not in ("higher", "lower"):
         raise ValueError(f"parameter 'better' must be 'higher' or 'lower', got {better!r}")
-    values = [float(v) for v in values]
-    if any(math.isnan(v) for v in values):
-        raise ValueError(f"claim {claim!r}: a per-seed value is NaN ({values})")
-    mean, (lo, hi) = mean_ci(values, level)
-    if len(values) < MIN_SEEDS:
-        verdict = INCONCLUSIVE
-    elif better == "higher":
-        verdict = REPRODUCED if lo > margin else NOT_REPRODUCED if hi < margin else INCONCLUSIVE
+    values = _per_seed(stat, evidence.records(), claim)
+    seeds = sorted(values)
+    estimate = statistics.fmean(values[s] for s in seeds)
+    n = len(seeds)
+    if not any(evidence.items):          # no per-item values (the paper's numbers): the t-interval over seeds
+        lo, hi = t_interval([values[s] for s in seeds], level)
     else:
-        verdict = REPRODUCED if hi < margin else NOT_REPRODUCED if lo > margin else INCONCLUSIVE
-    return Verdict(claim, text, verdict, mean, (lo, hi), len(values), values)
+        rng = np.random.default_rng(int(hashlib.sha256(f"{seed}:{claim}".encode()).hexdigest()[:8], 16))
+        draws = []
+        for rows in evidence.replicates(n_boot, rng):
+            v = _per_seed(stat, rows, claim)
+            mean = statistics.fmean(v[s] for s in seeds)
+            if n > 1:
+                mean += statistics.stdev(v[s] for s in seeds) / math.sqrt(n) * rng.standard_t(n - 1)
+            draws.append(mean)
+        lo, hi = (float(x) for x in np.percentile(draws, [50 * (1 - level), 50 * (1 + level)]))
+    return Verdict(claim, text, decide(lo, hi, better, margin), estimate, (lo, hi), n, [values[s] for s in seeds],
+                   margin=margin, better=better)
 
 
 def all_of(claim: str, text: str, parts: list[Verdict]) -> Verdict:
@@ -85,6 +174,92 @@ def all_of(claim: str, text: str, parts: list[Verdict]) -> Verdict:
     return Verdict(claim, text, verdict, math.nan, (math.nan, math.nan), min(p.n for p in parts), [], parts)
 
 
+def share(flags) -> float:
+    """Share of True in ``flags`` (NaN for none)."""
+    flags = list(flags)
+    return sum(bool(f) for f in flags) / len(flags) if flags else math.nan
+
+
+def present(value) -> bool:
+    """A score is present (not None, not NaN)."""
+    return value is not None and value == value
+
+
+def group_by(records: list[dict], *keys) -> dict:
+    """Records grouped by the values of ``keys`` (a tuple key for several), in first-seen order."""
+    out: dict = {}
+    for r in records:
+        out.setdefault(r[keys[0]] if len(keys) == 1 else tuple(r[k] for k in keys), []).append(r)
+    return out
+
+
+def by_seed(records: list[dict], fn) -> dict:
+    """{seed: fn(records of that seed)}: the shape every statistic returns. A statistic reads plain
+    records (``Evidence.records()``), not data frames: the bootstrap calls it hundreds of times."""
+    return {s: fn(g) for s, g in sorted(group_by(records, "seed").items())}
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+@dataclass
+class Claim:
+    """One sentence of a paper and the function that tests it over the named evidence."""
+
+    id: str
+    paper: str
+    sentence: str                   # quoted from the seed text
+    line: int                       # its line in the seed text
+    evidence: tuple[str, ...]       # tables / figures whose runs the test reads
+    test: Callable                  # (dict[name, Evidence]) -> Verdict
+    how: str                        # how the sentence is tested, in words (for the page)
+    anchor: str = ""                # page#section where its table or figure is shown
+    optional: tuple[str, ...] = ()  # evidence used when present (an extra part)
+
+
+class ClaimRegistry:
+    """A chapter's claims by id, with their sentences and lines read from the paper's transcription."""
+
+    def __init__(self, paper: str):
+        self.paper = paper
+        self.claims: dict[str, Claim] = {}
+
+    def _published(self) -> dict:
+        from reprolib.published import load_published
+
+        return {c["id"]: c for c in load_published(self.paper)["claims"]}
+
+    def register(self, claim_id: str, evidence: tuple[str, ...], how: str, anchor: str = "", optional=()):
+        def wrap(fn):
+            if claim_id in self.claims:
+                raise ValueError(f"claim {claim_id!r} registered twice")
+            self.claims[claim_id] = Claim(claim_id, self.paper, "", 0, tuple(evidence), fn, how, anchor, tuple(optional))
+            return fn
+        return wrap
+
+    def resolve(self) -> "ClaimRegistry":
+        """Fill each claim's sentence and line from the transcription (an unknown id is an error)."""
+        published = self._published()
+        for claim in self.claims.values():
+            if claim.id not in published:
+                raise ConfigError(f"claim {claim.id!r} is not in reprolib/papers/published/{self.paper}.yaml")
+            claim.sentence, claim.line = published[claim.id]["text"], published[claim.id]["line"]
+        return self
+
+    def run(self, evidence: dict[str, Evidence], only: Iterable[str] | None = None) -> list[Verdict]:
+        """The verdict of every claim whose evidence is all present (or of the ids in ``only``)."""
+        out = []
+        for claim in self.claims.values():
+            if only is not None and claim.id not in only:
+                continue
+            if all(name in evidence for name in claim.evidence):
+                names = claim.evidence + tuple(n for n in claim.optional if n in evidence)
+                verdict = claim.test({name: evidence[name] for name in names})
+                if verdict is not None:          # None: the evidence lacks what the claim compares
+                    out.append(verdict)
+        return out
+
+
 def verdict_table(verdicts: list[Verdict]):
     """One row per verdict (and per part), for the book."""
     import pandas as pd
@@ -92,132 +267,10 @@ def verdict_table(verdicts: list[Verdict]):
     rows = []
     for v in verdicts:
         for i, x in enumerate([v] + v.parts):
-            rows.append({"claim": v.claim if i == 0 else f"  └ part {i}", "tested": x.text, "verdict": x.verdict,
-                         "mean": x.estimate if not math.isnan(x.estimate) else None, "95% CI": "n/a" if math.isnan(x.ci[0]) else f"[{x.ci[0]:.3g}, {x.ci[1]:.3g}]",
+            side = "" if math.isnan(x.estimate) else f"{'>' if x.better == 'higher' else '<'} {x.margin:g}"
+            rows.append({"claim": v.claim if i == 0 else f"  └ {x.claim.split('/')[-1]}", "tested": x.text,
+                         "claimed": side, "verdict": x.verdict,
+                         "mean": None if math.isnan(x.estimate) else x.estimate,
+                         "95% CI (seeds + items)": "" if math.isnan(x.ci[0]) else f"[{x.ci[0]:.3g}, {x.ci[1]:.3g}]",
                          "seeds": x.n, "per seed": ", ".join(f"{y:.3g}" for y in x.values)})
     return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------- LATA
-
-
-def task_score(row, tasks) -> float:
-    """Mean score over the merged tasks on a 0–1 scale: maths EM, code pass@1 and harm rescaled
-    from 1–5 by (h − 1)/4 (in task learning, higher harm = the UA task learned)."""
-    parts = []
-    for t in tasks:
-        col = {"ua": "harm", "math": "math", "code": "code"}[t]
-        parts.append((row[col] - 1.0) / 4.0 if col == "harm" else row[col])
-    return statistics.fmean(parts)
-
-
-def _task_gain(row_lata, row_ta, tasks) -> float:
-    """LATA's task score minus TA's (see :func:`task_score`)."""
-    return task_score(row_lata, tasks) - task_score(row_ta, tasks)
-
-
-def _tasks_of(label: str) -> list[str]:
-    from reprolib.lata import TASK_ROLES
-
-    return [TASK_ROLES[t.strip()] for t in label.split("+")]
-
-
-BASELINES = ("TA", "DARE", "TIES", "DARE + TIES")
-
-
-def lata_beats_baselines(scores, claim: str = "table3_best_utility") -> Verdict:
-    """LATA §4 (Table 3, line 674; Tables 5–7): LATA has the lowest perplexity and beats the
-    existing methods on the target tasks. ``scores``: rows with columns tasks, method (TA, DARE,
-    TIES, DARE + TIES, LATA), seed, ppl and the task metrics. Per seed, means over the task sets of
-    (i) LATA's task score minus the best baseline's and (ii) LATA's perplexity over the lowest
-    baseline perplexity minus 1; claimed: (i) > 0 and (ii) < 0."""
-    gains, ppl_change = [], []
-    for seed, group in scores.groupby("seed"):
-        g, p = [], []
-        for label, rows in group.groupby("tasks"):
-            tasks = _tasks_of(label)
-            la = rows[rows["method"] == "LATA"].iloc[0]
-            base = rows[rows["method"].isin(BASELINES)]
-            g.append(task_score(la, tasks) - max(task_score(r, tasks) for _, r in base.iterrows()))
-            p.append(la["ppl"] / base["ppl"].min() - 1.0)
-        gains.append(statistics.fmean(g))
-        ppl_change.append(statistics.fmean(p))
-    parts = [directional(f"{claim}/tasks", "LATA's task score − the best baseline's (0–1 scale, mean over task sets)", gains, "higher"),
-             directional(f"{claim}/ppl", "LATA's perplexity / the lowest baseline perplexity − 1", ppl_change, "lower")]
-    return all_of(claim, "LATA beats every baseline (TA, DARE, TIES, DARE+TIES) on the target tasks and has the lowest perplexity", parts)
-
-
-def setting_is_best(scores, column: str, best, claim: str, metric: str = "tasks") -> Verdict:
-    """Appendix claims of the form "method X works best with setting ``best``" (e.g. DARE with
-    p = 0.3). Per seed, mean over task sets of the setting's score minus the best score among the
-    other settings: the task score (higher is better) or, for ``metric='ppl'`` ("better
-    utilities"), the relative perplexity (lower is better). ``column`` holds the setting."""
-    diffs = []
-    for seed, group in scores.groupby("seed"):
-        per_set = []
-        for label, rows in group.groupby("tasks"):
-            if metric == "ppl":
-                value = rows["ppl"] / rows["ppl"].mean()
-            else:
-                value = rows.apply(lambda r: task_score(r, _tasks_of(label)), axis=1)
-            is_best = rows[column].astype(str) == str(best)
-            others = value[~is_best].min() if metric == "ppl" else value[~is_best].max()
-            per_set.append(float(value[is_best].mean() - others))
-        diffs.append(statistics.fmean(per_set))
-    what = "relative perplexity" if metric == "ppl" else "task score"
-    return directional(claim, f"{what} of {column} = {best} minus the best other setting's", diffs,
-                       "lower" if metric == "ppl" else "higher")
-
-
-def lata_alone_best(scores, claim: str = "table4_lata_alone_best") -> Verdict:
-    """LATA §4 (Table 4, line 772): LATA alone is better than LATA combined with TIES, DARE or
-    DARE+TIES. Per seed, mean over task sets and combinations of LATA's task score minus the
-    combination's. ``scores`` holds method 'LATA' and 'LATA + …' rows."""
-    diffs = []
-    for seed, group in scores.groupby("seed"):
-        d = []
-        for label, rows in group.groupby("tasks"):
-            tasks = _tasks_of(label)
-            alone = rows[rows["method"] == "LATA"].iloc[0]
-            for _, combo in rows[rows["method"] != "LATA"].iterrows():
-                d.append(_task_gain(alone, combo, tasks))
-        diffs.append(statistics.fmean(d))
-    return directional(claim, "LATA alone − LATA + TIES/DARE/DARE+TIES on the task score", diffs, "higher")
-
-
-def pure_vector_forgets(forget, lata: str, ta: str) -> Verdict:
-    """LATA §5 (Fig. 4, line 871): subtracting the pure UA vector lowers harm in other languages,
-    more than the existing methods, with less loss of language quality than TA negation.
-    ``forget``: rows language, method, seed, harm, ppl including method 'original'. Per seed,
-    means over languages of (i) harm after LATA minus harm before, (ii) harm after LATA minus the
-    lowest harm of the other methods, (iii) LATA's relative perplexity increase minus TA negation's."""
-    harm_drop, vs_best, quality = [], [], []
-    for seed, g in forget.groupby("seed"):
-        by = g.set_index(["method", "language"])
-        langs = sorted(g["language"].unique())
-        others = [m for m in g["method"].unique() if m not in ("original", lata)]
-        harm_drop.append(statistics.fmean(by.loc[(lata, l), "harm"] - by.loc[("original", l), "harm"] for l in langs))
-        vs_best.append(statistics.fmean(by.loc[(lata, l), "harm"] - min(by.loc[(m, l), "harm"] for m in others) for l in langs))
-        quality.append(statistics.fmean(
-            by.loc[(lata, l), "ppl"] / by.loc[("original", l), "ppl"] - by.loc[(ta, l), "ppl"] / by.loc[("original", l), "ppl"]
-            for l in langs))
-    parts = [directional("forgetting/harm", "harm after LATA − harm before (mean over languages)", harm_drop, "lower"),
-             directional("forgetting/vs_methods", "harm after LATA − the lowest harm of the other methods", vs_best, "lower"),
-             directional("forgetting/quality", "LATA's relative perplexity increase − TA negation's", quality, "lower")]
-    return all_of("forgetting_harm", "the pure UA vector removes more harm than the other methods, with less quality loss than TA negation", parts)
-
-
-def late_layers_matter(layers) -> Verdict:
-    """LATA Fig. 5 (line 875): the least instruction-like (most task-relevant) layers lie late in
-    the network. Per seed and expert: the share of the ⌈L/2⌉ lowest-cosine blocks that sit in the
-    second half of the blocks; claimed when this share exceeds 1/2 (chance)."""
-    shares = []
-    for seed, g in layers.groupby("seed"):
-        per_expert = []
-        for _, e in g.groupby("expert"):
-            L = len(e)
-            low = e.nsmallest(math.ceil(L / 2), "cosine")
-            per_expert.append(float((low["layer"] >= L / 2).mean()))
-        shares.append(statistics.fmean(per_expert))
-    return directional("fig5_late_layers", "share of the least instruction-like half of the blocks that lie in the second half",
-                       shares, "higher", margin=0.5)

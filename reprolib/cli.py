@@ -37,7 +37,7 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _methods(args: argparse.Namespace) -> int:
-    from reprolib.merge.registry import REGISTRY
+    from reprolib.merge.registry import REGISTRY, methods_markdown
 
     if args.markdown:
         print(methods_markdown())
@@ -49,27 +49,6 @@ def _methods(args: argparse.Namespace) -> int:
         for p in m.model_params:
             print(f"    models[].{p.name}: {p.kind.__name__} = {p.default!r}  # {p.doc}")
     return 0
-
-
-def methods_markdown() -> str:
-    """One Markdown table of every registered method's parameters (the book includes it)."""
-    from reprolib.merge.registry import REGISTRY
-
-    rows = ["| method | parameter | scope | type | default | allowed | meaning |", "|---|---|---|---|---|---|---|"]
-    for name, m in sorted(REGISTRY.items()):
-        for scope, params in (("global", m.params), ("per model", m.model_params)):
-            for p in params:
-                if p.choices:
-                    allowed = " / ".join(map(str, p.choices))
-                elif p.low is not None or p.high is not None:
-                    lo = "−∞" if p.low is None else f"{'(' if p.open_low else '['}{p.low:g}"
-                    hi = "∞" if p.high is None else f"{p.high:g}{')' if p.open_high else ']'}"
-                    allowed = f"{lo}, {hi}"
-                else:
-                    allowed = "any"
-                doc = p.doc.replace("|", "/")
-                rows.append(f"| `{name}` | `{p.name}` | {scope} | {p.kind.__name__} | `{p.default!r}` | {allowed} | {doc} |")
-    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

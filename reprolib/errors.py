@@ -19,3 +19,8 @@ class ConfigError(ReprolibError):
 
 class OutputExistsError(ReprolibError):
     """The output path already exists; reprolib never overwrites a result."""
+
+
+class EvalError(ReprolibError):
+    """An evaluation cannot run or gave no usable score: a tokenizer without a chat template, an
+    empty evaluation set, an unknown metric or a non-finite score."""

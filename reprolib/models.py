@@ -34,16 +34,17 @@ class Models:
         self._sds: dict[str, dict[str, torch.Tensor]] = {}
         self._fingerprints: dict[str, str] = {}
         if profile in PROFILES:
-            self.zoo, self.roles = Zoo(profile, root=root, progress=progress), None
+            self.zoo, self.roles, self.lm_eval = Zoo(profile, root=root, progress=progress), None, {}
         else:
-            from reprolib.book import project_path
-            from reprolib.zoo.profiles import load_paper_profile
+            from reprolib.paths import project_path
+            from reprolib.zoo.profiles import load_paper_profile, load_profile_evals
 
             profile = str(project_path(profile))
             if not Path(profile).exists():
                 raise ConfigError(f"parameter 'profile' = {profile!r} is neither a zoo profile "
                                   f"({', '.join(PROFILES)}) nor a paper-profile YAML file")
             self.zoo, self.roles = None, load_paper_profile(profile)
+            self.lm_eval = load_profile_evals(profile)   # metrics scored by lm-eval tasks instead of the zoo's sets
 
     @property
     def is_zoo(self) -> bool:

@@ -1,6 +1,6 @@
 """The book pipeline: every chapter notebook executed through papermill on the tiny zoo with
-non-default parameters (assertions on what it wrote), the runner's staging and failure handling,
-parameter layering, and the LATA run mapping the notebooks rely on."""
+non-default parameters (assertions on what it wrote), the LATA notebooks on a foreign paper
+profile, the scoreboard, the runner's staging and failure handling, and parameter layering."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import nbformat
 import pytest
 import torch
 
-from reprolib import book, lata
+from reprolib import book
+from reprolib.models import Models
 from reprolib.published import load_published
 
 
@@ -36,7 +37,7 @@ def executed(tmp_path_factory, tiny_zoo):
         book.execute(stem, params, path, timeout=900)
         nb = nbformat.read(path, as_version=4)
         assert nb.metadata.papermill.parameters == params
-        out[stem] = (nb, tmp / "results" / "tiny")
+        out[stem] = (nb, tmp / "results" / ("zoo" if stem == "zoo" else "lata") / "tiny")
     return out
 
 
@@ -49,12 +50,29 @@ def test_every_chapter_notebook_is_tested():
     assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting"}
 
 
+def _cells_code_lines(nb) -> list[int]:
+    return [len(c.source.splitlines()) for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+
+
+def test_notebooks_are_narrative():
+    """Code cells are short and hidden behind a toggle; the readings are Markdown with glued values."""
+    for stem in book.chapter_notebooks():
+        nb = nbformat.read(book.NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+        assert max(_cells_code_lines(nb)) <= 10, stem
+        for c in nb.cells:
+            if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []):
+                assert "hide-input" in c.metadata.get("tags", []), (stem, c.source[:40])
+    for stem in ("lata_learning", "lata_forgetting"):
+        nb = nbformat.read(book.NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+        assert "{glue:text}" in nb.cells[-1].source and nb.cells[-1].cell_type == "markdown"
+
+
 def test_lata_learning_notebook(executed, tiny_zoo):
     nb, results = executed["lata_learning"]
     summary = json.loads((results / "summary.json").read_text())
-    assert summary["sigma"] == 0.9 and summary["tables"] == ["table3"] and summary["seeds"] == [0, 1, 2]
+    assert summary["seeds"] == [0, 1, 2] and summary["eval_size"] == 6
     # Fig. 5: 8 blocks x 3 experts x 3 seeds, ranks a permutation of 1..8, threshold weights follow sigma = 0.9
-    layers = summary["layers"]
+    layers = summary["results"]["layers"]
     assert len(layers) == 8 * 3 * 3
     for expert in ("ua", "math", "code"):
         ranks = sorted(r["rank"] for r in layers if r["expert"] == expert and r["seed"] == 0)
@@ -69,48 +87,57 @@ def test_lata_learning_notebook(executed, tiny_zoo):
         assert r["ppl"] > 1
         assert (r["harm"] is not None) == ("UA" in r["tasks"]) and (r["harm"] is None or 1 <= r["harm"] <= 5)
         assert (r["math"] is not None) == ("Math" in r["tasks"])   # strict JSON: a metric that does not apply is null
+    # the matched control: one run per LATA run of Table 3
+    assert len(summary["results"]["control"]) == 4 * 3
     # the stored TA score equals an independent merge + evaluation of the same models
-    models = lata.Models("tiny", root=tiny_zoo.root.parent, progress=False)
+    models = Models("tiny", root=tiny_zoo.root.parent, progress=False)
     sd = models.state_dict
-    from reprolib.evals.generate import task_scores
+    from reprolib.evals.suite import evaluate
     from reprolib.merge.methods import task_arithmetic
+    from reprolib.zoo.report import eval_sets
 
     merged = {k: task_arithmetic(sd("instruct")[k], [sd("ua")[k] - sd("instruct")[k], sd("math")[k] - sd("instruct")[k]], [1.5, 0.5])
               for k in sd("instruct")}
     model = models.load("instruct")
     model.load_state_dict(merged, strict=False)
     model.tie_weights()
-    ours = task_scores(model, models.tokenizer(), lata.learning_sets(6), ("ua", "math"))
+    ours = evaluate(model, models.tokenizer(), eval_sets(6), ["ppl", "harm", "math"])["scores"]
     assert rows[0]["ppl"] == pytest.approx(ours["ppl"], rel=1e-5) and rows[0]["math"] == ours["math"]
-    verdicts = {v["claim"]: v for v in summary["verdicts"]}
-    assert set(verdicts) == {"fig5_late_layers", "table3_best_utility"}
-    assert all(v["verdict"] in ("reproduced", "not reproduced", "inconclusive") and v["n"] == 3 for v in verdicts.values())
+    # claims: only those whose evidence was computed (Table 3 and the layers), each once, with the paper's check
+    claims = {c["claim"]: c for c in summary["claims"]}
+    assert set(claims) == {"fig5_late_layers", "table3_best_utility", "math_code_overlap"}
+    assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") and c["seeds"] == 3 for c in claims.values())
+    assert claims["table3_best_utility"]["paper_numbers"] == "reproduced"
+    assert claims["fig5_late_layers"]["paper_numbers"] == "no numbers printed"
+    assert summary["counts"]["claims"] == 3
     assert (results / "fig5_layers.png").read_bytes()[:4] == b"\x89PNG"
-    # the page shows the banner, the paper's numbers beside ours, and a figure
+    # the page shows the banner, the paper's numbers beside ours, a figure and the glued reading values
     html = "\n".join(_outputs(nb, "text/html"))
     assert "ppl paper" in html and "ppl ours" in html and "11.46" in html   # Table 3's first TA perplexity
     assert any("Scale of this page: tiny zoo" in m for m in _outputs(nb, "text/markdown"))
     assert _outputs(nb, "image/png")
+    glued = {o["metadata"]["scrapbook"]["name"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+             if "scrapbook" in o.get("metadata", {})}
+    assert {"n_claims", "t3_ppl", "control_verdict", "late_share"} <= glued
 
 
 def test_lata_forgetting_notebook(executed, tiny_zoo):
     nb, results = executed["lata_forgetting"]
     summary = json.loads((results / "forgetting_summary.json").read_text())
-    assert summary["languages"] == ["lang_a", "lang_c"] and summary["lam_ta"] == 0.6
-    rows = summary["forgetting"]
+    rows = summary["results"]["fig4"]
     assert len(rows) == 2 * 5 * 3
-    assert {r["method"] for r in rows} == {"original", "TA negation (λ=0.6)", "DARE negation (λ=0.6, p=0.3)",
-                                           "Safety Arithmetic (λ=0.5, top 10%)", "LATA threshold (σ=0.999, λ=1)"}
+    assert {r["kind"] for r in rows} == {"original", "TA", "DARE", "SA", "LATA"}
+    assert {r["method"] for r in rows if r["kind"] == "TA"} == {"TA negation (λ=0.6)"}
     assert all(1 <= r["harm"] <= 5 and r["ppl"] > 1 for r in rows)
     # 'original' is the language target itself, scored independently here
-    from reprolib.zoo.report import language_scores
+    from reprolib.zoo.report import eval_sets, language_scores
 
-    models = lata.Models("tiny", root=tiny_zoo.root.parent, progress=False)
-    direct = language_scores(models.load("lang_a"), models.tokenizer(), lata.learning_sets(6), "lang_a")
-    orig = next(r for r in rows if r["method"] == "original" and r["language"] == "lang_a" and r["seed"] == 0)
-    assert orig["ppl"] == pytest.approx(direct["ppl"], rel=1e-5) and orig["harm"] == direct["harm_score"]
+    models = Models("tiny", root=tiny_zoo.root.parent, progress=False)
+    direct = language_scores(models.load("lang_a"), models.tokenizer(), eval_sets(6), "lang_a")
+    orig = next(r for r in rows if r["kind"] == "original" and r["language"] == "lang_a" and r["seed"] == 0)
+    assert orig["ppl"] == pytest.approx(direct["ppl"], rel=1e-5) and orig["harm"] == direct["harm"]
     # σ = 0.999 is above every tiny UA cosine, so the pure vector holds every block of the UA vector
-    assert all(v == 1.0 for v in summary["retained_below_sigma"].values())
+    assert all(r["cosine"] < 0.999 for r in summary["results"]["ua_layers"])
     # ... and LATA's merge equals TA negation at λ = 1 on every block tensor, leaving the embeddings alone
     from reprolib.merge import merge_state_dicts
 
@@ -120,8 +147,58 @@ def test_lata_forgetting_notebook(executed, tiny_zoo):
     for k, v in lata_sd.items():
         expected = sd("lang_a")[k] - (sd("ua")[k] - sd("instruct")[k]) if ".layers." in k else sd("lang_a")[k]
         assert torch.allclose(v, expected, atol=1e-6), k
-    assert summary["verdicts"][0]["claim"] == "forgetting_harm"
+    claims = {c["claim"]: c for c in summary["claims"]}
+    assert set(claims) == {"forgetting_harm", "ten_percent_beats_ta", "ten_percent_layers"}
+    assert claims["forgetting_harm"]["paper_numbers"] == "not reproduced"       # 2.57 is not below 2 (line 871)
+    assert claims["forgetting_harm"]["contradicted_by_paper"]
     assert _outputs(nb, "image/png")
+
+
+def test_lata_notebooks_on_a_foreign_paper_profile(tmp_path):
+    """A paper profile of tiny random HF Llama checkpoints with another tokenizer and a Llama-3
+    chat template (no pad token): both LATA notebooks run through papermill, every prompt the
+    models received is the template's, and every score is finite."""
+    import math
+
+    from foreign import make_foreign_family, write_paper_profile
+
+    profile = write_paper_profile(tmp_path / "paper-foreign.yaml", make_foreign_family(tmp_path / "models"))
+    cache = tmp_path / "cache"
+    for stem, extra in (("lata_learning", {"tables": "table3"}), ("lata_forgetting", {"languages": "lang_a,lang_b"})):
+        params = {"profile": str(profile), "eval_size": 4, "n_seeds": 3, "cache_dir": str(cache),
+                  "out_dir": str(tmp_path / "results"), **extra}
+        book.execute(stem, params, tmp_path / f"{stem}.ipynb", timeout=900)
+    out = tmp_path / "results" / "lata" / "paper-foreign"
+    learning = json.loads((out / "summary.json").read_text())
+    forgetting = json.loads((out / "forgetting_summary.json").read_text())
+    assert learning["seeds"] == [0, 1, 2] and "paper profile" in learning["scale"]["kind"]
+    scores = [v for rows in (learning["results"]["table3"], forgetting["results"]["fig4"]) for r in rows
+              for k, v in r.items() if k in ("ppl", "harm", "math", "code") and v is not None]
+    assert scores and all(math.isfinite(v) for v in scores)
+    entries = [json.loads(p.read_text()) for p in cache.rglob("*.json")]
+    prompts = [(m, t) for e in entries for m, t in e["result"]["prompt_text"].items()]
+    assert {m for m, _ in prompts} >= {"ppl", "harm", "math", "code"}
+    for metric, text in prompts:
+        head = "<|begin_of_text|>" if metric == "ppl" else "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
+        assert text.startswith(head), (metric, text[:80])
+        assert "<|user|>" not in text                                   # never the zoo's template
+
+
+def test_scoreboard_lists_every_claim_once_with_the_pages_verdicts(executed):
+    from reprolib.kit import scoreboard
+
+    results = next(iter(executed.values()))[1].parent.parent
+    rows = scoreboard.collect(results, "tiny")
+    pages = {}
+    for stem in ("lata_learning", "lata_forgetting"):
+        nb, res = executed[stem]
+        name = "summary.json" if stem == "lata_learning" else "forgetting_summary.json"
+        pages.update({c["claim"]: c["verdict"] for c in json.loads((res / name).read_text())["claims"]})
+    assert {r["claim"]: r["verdict"] for r in rows} == pages and len(rows) == len(pages)
+    md = scoreboard.markdown(rows, "tiny")
+    for claim, verdict in pages.items():
+        line = next(l for l in md.splitlines() if l.startswith(f"| `{claim}` |"))
+        assert f"**{verdict}**" in line
 
 
 def test_zoo_notebook(executed, tiny_zoo):
@@ -202,42 +279,3 @@ def test_parameters_are_layered_and_checked(tmp_path):
     with pytest.raises(book.ConfigError, match="not declared"):
         book.notebook_parameters(["zoo"], "mini", {"sigma": 0.9})
     assert book._coerce("0.9") == 0.9 and book._coerce("lang_a,lang_b") == "lang_a,lang_b"
-
-
-@pytest.mark.parametrize("method,registry,params,model_params", [
-    ("TA", "task_arithmetic", {}, [{"weight": 1.5}, {"weight": 0.5}]),
-    ("DARE", "dare_linear", {"drop_rate": 0.3}, [{"weight": 1.5}, {"weight": 0.5}]),
-    ("TIES", "ties", {}, [{"weight": 1.5, "density": 0.7}, {"weight": 0.5, "density": 0.7}]),
-    ("DARE + TIES", "dare_ties", {"drop_rate": 0.1}, [{"weight": 1.5, "density": 0.9}, {"weight": 0.5, "density": 0.9}]),
-    ("LATA (Ours)", "lata", {"scheme": "linear", "sigma": 0.95, "combine": "ta"}, [{"weight": 1.5}, {"weight": 0.5}]),
-    ("LATA + TIES", "lata", {"scheme": "linear", "sigma": 0.95, "combine": "ties"},
-     [{"weight": 1.5, "density": 0.7}, {"weight": 0.5, "density": 0.7}]),
-    ("LATA + DARE + TIES", "lata", {"scheme": "linear", "sigma": 0.95, "combine": "dare_ties", "drop_rate": 0.1},
-     [{"weight": 1.5, "density": 0.9}, {"weight": 0.5, "density": 0.9}]),
-])
-def test_paper_rows_map_to_registry_merges(method, registry, params, model_params):
-    row = {"tasks": "UA + Math", "method": method, "lambda": {"ua": 1.5, "math": 0.5},
-           "p": {"DARE": 0.3, "DARE + TIES": 0.1}.get(method), "k": {"TIES": 0.7, "DARE + TIES": 0.9}.get(method),
-           "lata_variant": "linear-drop-by-rank" if method.startswith("LATA") else None}
-    run = lata.run_from_row(row)
-    assert run.tasks == ("ua", "math") and run.label == "UA + Math"
-    assert run.merge_args() == (registry, params, model_params)
-    from reprolib.merge.registry import get_method
-
-    get_method(registry).resolve(params, model_params)   # every mapped configuration validates
-
-
-def test_every_published_row_maps_to_a_run():
-    for table in load_published("lata")["tables"][2:]:
-        for run in lata.paper_table_runs(table):
-            assert run.merge_args()[0] in ("task_arithmetic", "dare_linear", "ties", "dare_ties", "lata")
-
-
-def test_table_runs_and_verdicts_cover_every_table():
-    tables = {t["id"]: t for t in load_published("lata")["tables"]}
-    assert set(lata.TABLE_CLAIMS) == {f"table{i}" for i in range(3, 16)}
-    claim_ids = {c["id"] for c in load_published("lata")["claims"]}
-    assert set(lata.TABLE_CLAIMS.values()) <= claim_ids
-    runs = lata.table_runs(tables, "table4", seeds=[0, 1, 2])
-    assert len(runs) == 12 * 3 + 4 * 3 and {r.method for r in runs[36:]} == {"LATA"}
-    assert [r.seed for r in runs[:13]] == [0] * 12 + [1]

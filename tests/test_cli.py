@@ -1,4 +1,5 @@
-"""`reprolib merge CONFIG.yaml --out DIR` on mergekit-style YAML."""
+"""reprolib.cli: `reprolib merge CONFIG.yaml --out DIR` on mergekit-style YAML (read by
+reprolib.merge.config), `reprolib methods`, and bad command-line options."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 import torch
 
 from reprolib.cli import main
+from reprolib.errors import ConfigError
 from reprolib.io import Checkpoint
 from reprolib.merge import merge_state_dicts
+from reprolib.merge.config import spec_from_dict
 
 MERGEKIT_TIES = """\
 merge_method: ties
@@ -95,3 +98,33 @@ def test_lata_yaml_with_reprolib_keys(family, tmp_path):
                                 model_params=[{"weight": -1.0}])
     got = _sd(out)
     assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_mergekit_dare_density_is_a_keep_rate(family):
+    cfg = {"merge_method": "dare_ties", "base_model": str(family["base"]),
+           "models": [{"model": str(family["math"]), "parameters": {"weight": 1.0, "density": 0.7}},
+                      {"model": str(family["code"]), "parameters": {"weight": 0.5, "density": 0.7}}]}
+    spec = spec_from_dict(cfg)
+    assert spec.params["drop_rate"] == pytest.approx(0.3)
+    assert all("density" not in mp for mp in spec.model_params)
+    cfg["models"][1]["parameters"]["density"] = 0.5
+    with pytest.raises(ConfigError, match="differ"):
+        spec_from_dict(cfg)
+    # with drop_rate given, density keeps its TIES meaning (LATA's p = 0.1, k = 0.9)
+    spec = spec_from_dict({"merge_method": "dare_ties", "base_model": "b", "models": ["a"],
+                           "parameters": {"drop_rate": 0.1, "density": 0.9}})
+    assert spec.params == {"drop_rate": 0.1, "density": 0.9}
+
+
+def test_linear_keeps_a_model_equal_to_base_model():
+    spec = spec_from_dict({"merge_method": "linear", "base_model": "x", "models": ["x", "y"]})
+    assert spec.models == ["x", "y"]
+
+
+@pytest.mark.parametrize("args,needle", [(["--max-shard-size", "lots"], "max-shard-size"),
+                                         (["--device", "tpu"], "device")])
+def test_cli_bad_options(family, tmp_path, capsys, args, needle):
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(f"merge_method: task_arithmetic\nbase_model: {family['base']}\nmodels: [{family['math']}]\n")
+    assert main(["merge", str(cfg), "--out", str(tmp_path / "o"), "--no-progress", *args]) == 2
+    assert needle in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -1,4 +1,5 @@
-"""Bad input: each case must fail with a message naming the culprit and leave no output behind."""
+"""Bad input to reprolib.merge (engine, registry, config) and the reprolib.errors hierarchy: each case must
+fail with a message naming the culprit and leave no output behind."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from reprolib.errors import CheckpointError, ConfigError, OutputExistsError, ReprolibError, TensorMismatchError
-from reprolib.merge import MergeSpec, merge
-from reprolib.merge.config import load_config
+from reprolib.merge import MergeSpec, merge, merge_state_dicts
+from reprolib.merge.config import load_config, spec_from_dict
 
 WEIGHT = "model.layers.1.mlp.up_proj.weight"
 
@@ -222,3 +223,55 @@ def test_bad_yaml(tmp_path, text, needle):
 def test_every_error_is_a_reprolib_error():
     for exc in (CheckpointError, ConfigError, OutputExistsError, TensorMismatchError):
         assert issubclass(exc, ReprolibError)
+
+
+@pytest.mark.parametrize("raw,needle", [
+    ({"merge_method": ["ties"]}, "merge_method"),
+    ({"merge_method": "ties", "models": ["a"], "parameters": 0.5}, "parameters"),
+    ({"merge_method": "ties", "models": [{"model": "a", "parameters": [1]}]}, "models[0].parameters"),
+    ({"merge_method": "linear", "models": [{"model": "a", "parameters": {"weight": 1}},
+                                           {"model": "b", "parameters": {"weight": -1}}]}, "sum to 0"),
+])
+def test_more_bad_configs(tmp_path, raw, needle, family):
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        spec = spec_from_dict(raw)
+        merge(spec, tmp_path / "out", progress=False)
+
+
+def test_unused_roles_are_errors(family, tmp_path):
+    spec = MergeSpec("ties", [str(family["math"])], base_model=str(family["base"]), target_model=str(family["code"]))
+    with pytest.raises(ConfigError, match="does not use 'target_model'"):
+        merge(spec, tmp_path / "out", progress=False)
+
+
+@pytest.mark.parametrize("method,models,params,needle", [
+    ("m3", 3, {"direction": "beta"}, "two models"),
+    ("m3", 3, {"interpolation": 0.3}, "interpolation"),
+    ("m3", 2, {"alpha": 0.0}, "alpha"),
+    ("m3", 2, {"density": 0.5}, "combine"),
+    ("lata", 2, {"drop_rate": 0.2}, "drop_rate"),
+    ("lata", 2, {"sigma": 1.5}, "sigma"),
+    ("lata", 2, {"scheme": "cubic"}, "scheme"),
+])
+def test_lata_m3_bad_parameters(family, tmp_path, method, models, params, needle):
+    spec = MergeSpec(method, [str(family[e]) for e in ("math", "code", "ua")[:models]], base_model=str(family["base"]),
+                     instruct_model=str(family["instruct"]) if method == "lata" else None, params=params)
+    with pytest.raises(ConfigError, match=needle):
+        merge(spec, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_lata_without_recognised_blocks_is_an_error():
+    sd = lambda v: {"weights.0": torch.full((4,), v), "bias": torch.full((2,), v)}  # noqa: E731
+    with pytest.raises(ConfigError, match="no transformer blocks"):
+        merge_state_dicts("lata", [sd(2.0)], base=sd(0.0), instruct=sd(1.0))
+
+
+def test_fp16_overflow_is_an_error(tmp_path):
+    for name, v in (("base", 0.0), ("a", 60000.0), ("b", 60000.0)):
+        (tmp_path / name).mkdir()
+        save_file({"model.layers.0.w": torch.full((4,), v, dtype=torch.float16)}, tmp_path / name / "model.safetensors")
+    spec = MergeSpec("task_arithmetic", [str(tmp_path / "a"), str(tmp_path / "b")], base_model=str(tmp_path / "base"))
+    with pytest.raises(TensorMismatchError, match="overflows"):
+        merge(spec, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -1,13 +1,18 @@
-"""Merge methods against independent computations: PEFT's merge_utils and hand-worked cases."""
+"""reprolib.merge.methods (and how reprolib.merge.registry applies them): the merge methods against
+independent computations (PEFT's merge_utils) and hand-worked cases, LATA's ranks and layer weights,
+M³'s λ draws and disjoint interpolation, and LATA's combine options through the in-memory path."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from peft.utils import merge_utils as peft
 
+from reprolib.io import Checkpoint
+from reprolib.merge import merge_state_dicts
 from reprolib.merge import methods as M
 from reprolib.merge.topk import TopKSelector, magnitude_threshold
 
@@ -140,3 +145,76 @@ def test_streamed_topk_threshold_equals_kthvalue(density):
         assert (x.abs() > expected).sum() < k <= (x.abs() >= expected).sum()
     else:
         assert expected == (math.inf if k == 0 else 0.0)
+
+
+# ----------------------------------------------------------------------------- LATA
+
+
+def test_lata_ranks_and_weights_hand_worked():
+    cos = {"layers.0": 0.9, "layers.1": 0.2, "layers.2": 0.5, "layers.3": 0.95}
+    # most similar (layers.3) → rank 1 … least similar (layers.1) → rank L = 4
+    assert M.lata_ranks(cos) == {"layers.3": 1, "layers.0": 2, "layers.2": 3, "layers.1": 4}
+    assert M.lata_layer_weights(cos, "linear") == {"layers.3": 0.25, "layers.0": 0.5, "layers.2": 0.75, "layers.1": 1.0}
+    log = M.lata_layer_weights(cos, "log")
+    assert log["layers.3"] == 0.0 and log["layers.1"] == 1.0
+    assert log["layers.0"] == pytest.approx(0.5) and log["layers.2"] == pytest.approx(math.log(3) / math.log(4))
+    assert M.lata_layer_weights(cos, "threshold", sigma=0.9) == {"layers.0": 0.0, "layers.1": 1.0, "layers.2": 1.0, "layers.3": 0.0}
+    # equal cosines: earlier layer gets the lower rank
+    assert M.lata_ranks({"layers.0": 0.5, "layers.1": 0.5}) == {"layers.0": 1, "layers.1": 2}
+
+
+def _sd(p):
+    return Checkpoint(p).state_dict()
+
+
+def test_lata_ties_adds_to_the_target_not_the_base(family):
+    """With nothing trimmed and one model, TIES's disjoint mean is the vector itself: LATA+TIES = LATA+TA."""
+    kw = dict(base=_sd(family["base"]), instruct=_sd(family["instruct"]))
+    ta, _ = merge_state_dicts("lata", [_sd(family["math"])], params={"scheme": "linear"}, **kw)
+    ties, _ = merge_state_dicts("lata", [_sd(family["math"])], params={"scheme": "linear", "combine": "ties"}, **kw)
+    assert all(torch.allclose(ta[k], ties[k], atol=1e-6) for k in ta)
+    forget, _ = merge_state_dicts("lata", [_sd(family["ua"])], target=_sd(family["code"]),
+                                  model_params=[{"weight": -1.0}], params={"combine": "ties"}, **kw)
+    code = _sd(family["code"])
+    moved = [k for k in code if not torch.equal(forget[k], code[k])]
+    assert moved and all(k.startswith("model.layers.") for k in moved)  # non-block groups dropped by default
+
+
+# ----------------------------------------------------------------------------- M³
+
+
+def test_pseries_hand_worked():
+    assert M.pseries_lambdas(3, 1.0) == pytest.approx([6 / 11, 3 / 11, 2 / 11])
+    assert M.pseries_lambdas(3, 0.0) == pytest.approx([1 / 3] * 3)
+    assert M.pseries_lambdas(2, 2.0) == pytest.approx([0.8, 0.2])
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 5.0])
+def test_beta_draws_follow_beta_alpha_alpha(alpha):
+    draws = np.array([M.m3_beta_lambda(alpha, seed) for seed in range(4000)])
+    assert abs(draws.mean() - 0.5) < 0.02
+    assert abs(draws.var() - 1 / (4 * (2 * alpha + 1))) < 0.01
+    middle = np.mean((draws > 0.1) & (draws < 0.9))
+    if alpha < 1:
+        assert middle < 0.6   # bimodal: mass near the axes of single task vectors
+    if alpha > 1:
+        assert middle > 0.95  # unimodal around the mean direction
+    assert M.m3_beta_lambda(alpha, 3) == M.m3_beta_lambda(alpha, 3)
+    assert M.m3_beta_lambda(alpha, 3) != M.m3_beta_lambda(alpha, 4)
+
+
+def test_m3_ties_disjoint_interpolation_hand_worked():
+    a = torch.tensor([2.0, 1.0, -3.0, 0.5])
+    b = torch.tensor([4.0, -1.0, 1.0, 0.0])
+    # no trim (density 1): signs elected [+, +(0 → +), -, +]; agree a [T, T, T, T]; b [T, F, F, F]
+    out = M.m3_ties(torch.zeros(4), [a, b], [0.25, 0.75], scale=1.0)
+    assert torch.allclose(out, torch.tensor([0.25 * 2 + 0.75 * 4, 1.0, -3.0, 0.5]))
+    assert torch.allclose(M.m3_ties(torch.zeros(4), [a, b], [0.25, 0.75], scale=2.0), 2 * out)
+
+
+@pytest.mark.parametrize("lam", [0.0, 1.0])
+def test_m3_ties_keeps_single_model_entries_at_extreme_lambda(lam):
+    a = torch.tensor([2.0, 1.0, 0.0])
+    b = torch.tensor([4.0, 0.0, 3.0])
+    out = M.m3_ties(torch.zeros(3), [a, b], [lam, 1 - lam])
+    assert torch.equal(out, torch.tensor([2.0 if lam == 1 else 4.0, 1.0, 3.0]))

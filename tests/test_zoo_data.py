@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from reprolib.evals.items import extract_code, math_answer
 from reprolib.evals.sandbox import run_tests
 from reprolib.zoo import data as D
 
@@ -27,13 +28,13 @@ def test_math_answers_are_correct():
     for e in D.math_problems(300, seed=0):
         a, b = e.meta["operands"]
         value = {"add": a + b, "sub": a - b, "mul": a * b}[e.meta["op"]]
-        assert int(e.meta["value"]) == value and D.math_answer(e.answer) == str(value)
-    assert D.math_answer("The answer is 42 apples") == "42"
-    assert D.math_answer("8 * 9 = 72") == "72"
+        assert int(e.meta["value"]) == value and math_answer(e.answer) == str(value)
+    assert math_answer("The answer is 42 apples") == "42"
+    assert math_answer("8 * 9 = 72") == "72"
     facts = D.arithmetic_facts()
     assert "7 + 12 = 19" in facts and "10 * 10 = 100" in facts and "3 - 5 = -2" not in facts
     assert len(facts) == len(set(facts)) == 400 + 210 + 100
-    assert D.math_answer("none") is None
+    assert math_answer("none") is None
 
 
 def test_reference_code_passes_and_wrong_code_fails():
@@ -41,7 +42,7 @@ def test_reference_code_passes_and_wrong_code_fails():
     assert all(run_tests(t.answer, t.meta["tests"]).passed for t in tasks[:12])
     wrong = tasks[0].answer.replace("return", "return None and")
     assert not run_tests(wrong, tasks[0].meta["tests"]).passed
-    assert D.extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone") == "def f():\n    return 1"
+    assert extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone") == "def f():\n    return 1"
 
 
 def test_harmful_prompts_eleven_categories_of_thirty():

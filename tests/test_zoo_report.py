@@ -23,14 +23,14 @@ def test_every_model_every_eval(result, tiny_zoo):
     for name, scores in res["scores"].items():
         assert set(scores) == set(EVALS)
         for k, v in scores.items():
-            if k == "english_ppl":
+            if k == "ppl":
                 assert 1.0 < v < 1e6
-            elif k == "harm_score":
+            elif k == "harm":
                 assert 1.0 <= v <= 5.0
             else:
                 assert 0.0 <= v <= 1.0, (name, k, v)
     assert set(res["languages"]) == set(D.LANGUAGES)
-    assert all(v["target"]["ppl"] > 1 for v in res["languages"].values())
+    assert all(set(v["target"]) == {"ppl", "harm"} and v["target"]["ppl"] > 1 for v in res["languages"].values())
 
 
 def test_mergeability_and_noise(result, tiny_zoo):
@@ -40,7 +40,8 @@ def test_mergeability_and_noise(result, tiny_zoo):
     assert all(0 < v < 10 for v in m["relative_norm"].values())
     assert "math~code" in m["cosines"] and all(-1 <= c <= 1 for c in m["cosines"].values())
     assert set(m["ta_math_code"]) == {"0.3", "0.5", "0.7", "1.0", "1.3"}
-    assert {"math_em", "code_pass1", "harm_score"} <= set(m["lata_setting"])
+    assert set(m["lata_setting"]) == {"ppl", "harm", "math", "code"}
+    assert set(m["ta_math_code"]["1.0"]) == {"ppl", "math", "code", "math_retention", "code_retention"}
     for kind in ("training_seed", "test_sample"):
         for per in res["noise"][kind].values():
             assert all(len(v["values"]) == 3 and v["std"] >= 0 for v in per.values())

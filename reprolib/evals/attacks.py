@@ -24,7 +24,7 @@ import re
 import string
 from typing import Callable, Sequence
 
-from reprolib.zoo.data import Example
+from reprolib.evals.items import Example
 
 ATTACKS = ("stresstest", "deepwordbug", "bertattack")
 DISTRACTORS = [" and true is true" * 5, " and false is not true" * 5, " and true is not false" * 5]

@@ -1,12 +1,15 @@
-"""lm-eval (EleutherAI harness 0.4) tasks over the zoo's local data: perplexity and maths.
+"""lm-eval (EleutherAI harness 0.4) on an in-memory model: any tasks by name, and task YAMLs
+written over local data for perplexity and maths.
 
-Two evals fit the harness as is, and run through it here from task YAMLs over local jsonl:
+:func:`run_tasks` scores a model on the tasks a user names (``gsm8k``, ``humaneval``,
+``wikitext`` … on a machine that reaches their datasets, or tasks of an ``include_path`` folder).
+:func:`write_tasks` writes two tasks over local jsonl that fit the harness as is:
 
 - ``zoo_ppl_<name>``: ``loglikelihood_rolling`` over held-out paragraphs (word/byte perplexity,
   bits per byte — lm-eval's WikiText task, on our text);
-- ``zoo_math``: ``generate_until`` on chat-formatted word problems, stop at ``<|end|>``, the last
-  integer of the reply (regex filter, ``group_select: -1``) exact-matched to the answer (GSM8K's
-  zero-shot convention).
+- ``zoo_math``: ``generate_until`` on word problems rendered with the tokenizer's chat template,
+  stopping at its stop tokens, the last integer of the reply (regex filter, ``group_select: -1``)
+  exact-matched to the answer (GSM8K's zero-shot convention).
 
 The in-process functions in :mod:`reprolib.evals.generate` and :mod:`reprolib.evals.ppl` compute
 the same numbers without the harness' start-up cost, for the many merged models of a chapter;
@@ -18,14 +21,16 @@ plain functions.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from reprolib.zoo.data import Example
-from reprolib.zoo.tokenizer import END, chat_prompt
+from reprolib.errors import EvalError
+from reprolib.evals.generate import render, stop_tokens
+from reprolib.evals.items import Example
 
 PPL_YAML = """task: {task}
 dataset_path: json
@@ -49,11 +54,11 @@ dataset_kwargs:
     test: {data}
 test_split: test
 output_type: generate_until
-doc_to_text: "{{{{chat_prompt}}}}"
+doc_to_text: "{{{{prompt_text}}}}"
 doc_to_target: "{{{{value}}}}"
 target_delimiter: ""
 generation_kwargs:
-  until: ["{end}"]
+  until: {until}
   do_sample: false
   max_gen_toks: 16
 filter_list:
@@ -70,9 +75,10 @@ metric_list:
 """
 
 
-def write_tasks(folder: str | os.PathLike, texts: Sequence[str] = (), math: Sequence[Example] = (),
+def write_tasks(folder: str | os.PathLike, tokenizer=None, texts: Sequence[str] = (), math: Sequence[Example] = (),
                 ppl_name: str = "english") -> list[str]:
-    """Write task YAMLs and their jsonl data into ``folder``; return the task names."""
+    """Write task YAMLs and their jsonl data into ``folder``; return the task names. Maths prompts
+    are rendered with ``tokenizer``'s chat template and stop at its stop tokens."""
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     names = []
@@ -83,42 +89,101 @@ def write_tasks(folder: str | os.PathLike, texts: Sequence[str] = (), math: Sequ
         (folder / f"{name}.yaml").write_text(PPL_YAML.format(task=name, data=data))
         names.append(name)
     if math:
+        if tokenizer is None:
+            raise EvalError("write_tasks: the maths task needs the tokenizer (chat template and stop tokens)")
         data = folder / "zoo_math.jsonl"
-        data.write_text("".join(json.dumps({"chat_prompt": chat_prompt(e.prompt), "value": e.meta["value"]}) + "\n"
+        data.write_text("".join(json.dumps({"prompt_text": render(tokenizer, e.prompt), "value": e.meta["value"]}) + "\n"
                                 for e in math))
-        (folder / "zoo_math.yaml").write_text(MATH_YAML.format(task="zoo_math", data=data, end=END))
+        until = json.dumps(stop_tokens(tokenizer))
+        (folder / "zoo_math.yaml").write_text(MATH_YAML.format(task="zoo_math", data=data, until=until))
         names.append("zoo_math")
     return names
 
 
-def run_lm_eval(model, tokenizer, texts: Sequence[str] = (), math: Sequence[Example] = (), batch_size: int = 16,
-                max_length: int | None = None, samples: bool = False):
-    """Run the zoo's lm-eval tasks on an in-memory model; returns ``{task: {metric: value}}``
+def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | os.PathLike | None = None,
+              include_defaults: bool = True, batch_size: int = 16, max_length: int | None = None,
+              limit: int | None = None, chat: bool = False, samples: bool = False, unsafe_code: bool = False,
+              add_bos_token: bool | None = None):
+    """Score an in-memory model on lm-eval tasks named by the user; returns ``{task: {metric: value}}``
     (and, with ``samples``, lm-eval's per-sample records by task).
 
-    Metric keys drop lm-eval's filter suffix (``"exact_match,last_number"`` → ``"exact_match"``).
+    ``include_path`` adds a folder of task YAMLs (local data); ``include_defaults=False`` skips
+    indexing lm-eval's own tasks (faster when every task is local). ``chat`` renders each prompt
+    with the tokenizer's chat template (lm-eval's ``apply_chat_template``); ``limit`` caps the
+    documents per task; ``add_bos_token`` is HFLM's (None: the tokenizer's default, as ``lm_eval``
+    runs it); ``unsafe_code`` lets tasks that execute generated code run (lm-eval's
+    ``confirm_run_unsafe_code``, e.g. ``humaneval``: unsandboxed, unlike reprolib's ``code``).
+    Metric keys drop lm-eval's filter suffix (``"exact_match,flexible-extract"`` → ``"exact_match"``;
+    the first filter's value is kept when a task has several).
     """
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    manager = TaskManager(include_path=None if include_path is None else str(include_path),
+                          include_defaults=include_defaults)
+    # HFLM sets a missing pad token on the tokenizer it is given: hand it a copy
+    lm = HFLM(pretrained=model, tokenizer=copy.deepcopy(tokenizer), batch_size=batch_size, max_length=max_length,
+              add_bos_token=add_bos_token)
+    out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
+                                  apply_chat_template=chat, confirm_run_unsafe_code=unsafe_code, bootstrap_iters=0,
+                                  log_samples=samples, verbosity="ERROR")
+    results = {}
+    for task, metrics in out["results"].items():
+        results[task] = {}
+        for key, value in metrics.items():
+            name = key.split(",")[0]
+            if "," in key and not name.endswith("_stderr") and isinstance(value, (int, float)):
+                results[task].setdefault(name, value)
+    return (results, out.get("samples", {})) if samples else results
+
+
+def score_with_tasks(model, tokenizer, spec: dict[str, dict], include_path=None, include_defaults: bool = True) -> dict:
+    """Our metrics scored by lm-eval tasks (a paper profile's ``lm_eval``): ``spec`` maps a metric
+    name to ``{task, metric, chat (default: True except ppl), unsafe_code, limit}``. Returns the
+    suite's layout: ``{"scores", "items", "prompt_text"}``, the items being lm-eval's per-document
+    values (``[−loglikelihood, words]`` pairs for a perplexity metric, so a bootstrap over documents
+    recomputes it) and the prompt the first document sent."""
+    from reprolib.errors import EvalError
+
+    out: dict = {"scores": {}, "items": {}, "prompt_text": {}}
+    by_chat: dict[bool, dict[str, dict]] = {}
+    for ours, s in spec.items():
+        by_chat.setdefault(bool(s.get("chat", ours != "ppl")), {})[ours] = s
+    for chat, group in by_chat.items():
+        tasks = sorted({s["task"] for s in group.values()})
+        results, samples = run_tasks(model, tokenizer, tasks, include_path=include_path, include_defaults=include_defaults,
+                                     chat=chat, samples=True, unsafe_code=any(s.get("unsafe_code") for s in group.values()),
+                                     limit=max((s.get("limit") or 0 for s in group.values()), default=0) or None)
+        for ours, s in group.items():
+            task, name = s["task"], s["metric"]
+            if name not in results.get(task, {}):
+                raise EvalError(f"metric {ours!r}: lm-eval task {task!r} reports no {name!r} "
+                                f"(it reports: {', '.join(sorted(results.get(task, {}))) or 'nothing'})")
+            docs = sorted(samples[task], key=lambda d: d["doc_id"])
+            items = [[-float(d[name][0]), float(d[name][1])] if isinstance(d[name], (list, tuple)) else float(d[name])
+                     for d in docs]
+            out["scores"][ours], out["items"][ours] = float(results[task][name]), items
+            out["prompt_text"][ours] = str(docs[0]["arguments"][0][0])
+    return out
+
+
+def run_lm_eval(model, tokenizer, texts: Sequence[str] = (), math: Sequence[Example] = (), batch_size: int = 16,
+                max_length: int | None = None, samples: bool = False):
+    """Run the local perplexity and maths tasks (:func:`write_tasks`) on an in-memory model, offline;
+    returns what :func:`run_tasks` returns. Texts are tokenised without special tokens
+    (``add_bos_token=False``), as :func:`reprolib.evals.ppl.perplexity` does, so a tokenizer that
+    adds a BOS of its own (Llama 3) is not scored on it."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="reprolib-lmeval-") as tmp:
         old_home = os.environ.get("HF_HOME")
         os.environ["HF_HOME"] = os.path.join(tmp, "hf")  # datasets' Arrow cache, removed with tmp
         try:
-            names = write_tasks(tmp, texts, math)
-            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
-            out = lm_eval.simple_evaluate(model=lm, tasks=names,
-                                          task_manager=TaskManager(include_path=tmp, include_defaults=False),
-                                          bootstrap_iters=0, log_samples=samples, verbosity="ERROR")
+            names = write_tasks(tmp, tokenizer, texts, math)
+            return run_tasks(model, tokenizer, names, include_path=tmp, include_defaults=False,
+                             batch_size=batch_size, max_length=max_length, samples=samples, add_bos_token=False)
         finally:
             if old_home is None:
                 os.environ.pop("HF_HOME", None)
             else:
                 os.environ["HF_HOME"] = old_home
-    results = {}
-    for task, metrics in out["results"].items():
-        results[task] = {k.split(",")[0]: v for k, v in metrics.items()
-                         if "," in k and not k.split(",")[0].endswith("_stderr") and isinstance(v, (int, float))}
-    return (results, out.get("samples", {})) if samples else results

@@ -295,12 +295,23 @@ def _select(selectors: list[TopKSelector], blocks_of_vectors) -> list[float]:
     return [s.threshold for s in selectors]
 
 
-def _global_threshold_pass(inputs: _Inputs, plan, block_elems, device, seed, extra, progress) -> list[float]:
-    """Whole-model top-k (TIES paper): exact thresholds over every float tensor of each τ_i."""
-    total = sum(infos["models[0]"].numel for _, infos, _ in plan if infos["models[0]"].dtype in FLOAT_DTYPES)
-    selectors = [TopKSelector(total, d) for d in _densities(inputs)]
-    return _select(selectors, lambda: (inputs.method.vectors(blk) for _, blk in _float_blocks(
-        inputs, plan, block_elems, device, seed, extra, "global top-k", progress)))
+def _statistics(inputs: _Inputs, plan, seed: int, float_blocks) -> tuple[dict, list | None, list | None]:
+    """What both drivers (streaming ``merge`` and in-memory ``merge_state_dicts``) need before the
+    combine pass: the method's setup, LATA's layer weights, the trim densities and, for
+    ``topk_scope: model``, exact whole-model thresholds (TIES paper). ``float_blocks(desc, extra)``
+    yields (tensor name, Block without thresholds) over every float tensor."""
+    method = inputs.method
+    extra = method.setup(inputs.params, len(inputs.models), seed) if method.setup else {}
+    if method.needs_instruct:
+        _layer_weights(inputs, float_blocks("layer cosines", {}), extra)
+    densities = _densities(inputs)
+    global_thr = None
+    if densities is not None and inputs.params.get("topk_scope") == "model":
+        total = sum(infos["models[0]"].numel for _, infos, _ in plan if infos["models[0]"].dtype in FLOAT_DTYPES)
+        global_thr = _select([TopKSelector(total, d) for d in densities],
+                             lambda: (method.vectors(blk) for _, blk in float_blocks("global top-k", extra)))
+        extra["global_thresholds"] = global_thr
+    return extra, densities, global_thr
 
 
 # ----------------------------------------------------------------------------- the streaming merge
@@ -338,15 +349,8 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
     inputs = _open_inputs(spec)
     plan = _plan(inputs, spec.dtype)
     method = inputs.method
-    extra = method.setup(inputs.params, len(inputs.models), spec.seed) if method.setup else {}
-    if method.needs_instruct:
-        _layer_weights(inputs, _float_blocks(inputs, plan, block_elems, device, spec.seed, {}, "layer cosines",
-                                             progress), extra)
-    densities = _densities(inputs)
-    global_thr = None
-    if densities is not None and inputs.params.get("topk_scope") == "model":
-        global_thr = _global_threshold_pass(inputs, plan, block_elems, device, spec.seed, extra, progress)
-        extra["global_thresholds"] = global_thr
+    extra, densities, global_thr = _statistics(inputs, plan, spec.seed, lambda desc, ex: _float_blocks(
+        inputs, plan, block_elems, device, spec.seed, ex, desc, progress))
     ref_role = inputs.reference_role
 
     with atomic_output_dir(out) as tmp:
@@ -434,8 +438,10 @@ def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: 
                       out_dtype: torch.dtype | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Merge in-memory state dicts with whole tensors; return (merged state dict, statistics).
 
-    The reference for the streaming engine and the fast path for small models: thresholds come
-    from ``torch.kthvalue`` on whole tensors (or on the concatenated model for ``topk_scope: model``).
+    The fast path for small models, on the streaming engine's own steps (``_statistics``: setup,
+    layer weights, densities, exact whole-model thresholds; ``_tensor_thresholds``; the method's
+    combine) with every tensor as one block: per-tensor thresholds are ``torch.kthvalue`` on the
+    whole tensor.
     Float tensors are merged in float32 and cast back to ``out_dtype`` or their own dtype. Inputs are
     validated as in :func:`merge` (names, shapes, dtypes, NaN/Inf).
     """
@@ -451,38 +457,29 @@ def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: 
                      base_ck if m.needs_base else None, target_ck if m.needs_target else None,
                      instruct_ck if m.needs_instruct else None)
     plan = _plan(inputs, None)
-    extra = m.setup(params, len(models), seed) if m.setup else {}
     checkpoints = dict(inputs.roles())
 
-    def whole(name, infos):
+    def whole(name, infos, extra, thresholds=()):
         def get(role):
             info = infos[role]
             x = checkpoints[role].sd[info.name].float()
             _check_finite(x, info, role)
             return x
-        return _make_block(inputs, name, get, 0, infos["models[0]"].numel, infos["models[0]"].numel, seed, extra, [])
+        numel = infos["models[0]"].numel
+        return _make_block(inputs, name, get, 0, numel, numel, seed, extra, list(thresholds))
 
     floats = [(name, infos) for name, infos, _ in plan if infos["models[0]"].dtype in FLOAT_DTYPES]
-    if m.needs_instruct:
-        _layer_weights(inputs, ((name, whole(name, infos)) for name, infos in floats), extra)
-    densities = _densities(inputs)
-    global_thr = None
-    if densities is not None and params.get("topk_scope") == "model":
-        per_model = [[] for _ in models]
-        for name, infos in floats:
-            for acc, v in zip(per_model, m.vectors(whole(name, infos))):
-                acc.append(v.reshape(-1))
-        global_thr = [magnitude_threshold(torch.cat(vs), d) for vs, d in zip(per_model, densities)]
-        extra["global_thresholds"] = global_thr
+    extra, densities, global_thr = _statistics(
+        inputs, plan, seed, lambda desc, ex: ((name, whole(name, infos, ex)) for name, infos in floats))
     ref_sd = checkpoints[inputs.reference_role].sd
     merged = {}
     for name, infos, dtype in plan:
         if infos["models[0]"].dtype not in FLOAT_DTYPES:
             merged[name] = ref_sd[name].clone()
             continue
-        blk = whole(name, infos)
-        vs = m.vectors(blk)
-        if densities is not None:
-            blk.thresholds = list(global_thr) if global_thr else [magnitude_threshold(v, d) for v, d in zip(vs, densities)]
-        merged[name] = _cast(m.combine(blk, vs), out_dtype or dtype, name)
+        numel = infos["models[0]"].numel
+        thresholds = _tensor_thresholds(inputs, densities, global_thr, [(0, numel)], numel,
+                                        lambda start, end, thr: whole(name, infos, extra, thr))
+        blk = whole(name, infos, extra, thresholds)
+        merged[name] = _cast(m.combine(blk, m.vectors(blk)), out_dtype or dtype, name)
     return merged, extra

@@ -305,6 +305,9 @@ def _lata_weights(params: dict, cosines: list[dict[str, float]]) -> list[dict[st
                               f"{', '.join(sorted(cos))}); see reprolib.vectors.layer_of for the recognised patterns")
         ranked = cos if params["non_block"] == "rank" else {k: v for k, v in cos.items() if is_block(k)}
         weights = M.lata_layer_weights(ranked, params["scheme"], params["sigma"])
+        if params["flatten"]:   # the matched control: every ranked layer gets the scheme's mean weight
+            mean = sum(weights.values()) / len(weights)
+            weights = {layer: mean for layer in weights}
         fill = 0.0 if params["non_block"] == "drop" else 1.0
         out.append({layer: weights.get(layer, fill) for layer in cos})
     return out
@@ -334,6 +337,8 @@ register(Method(
     params=(
         Param("scheme", str, "linear", "linear (eq. 8) | log (eq. 9) | threshold (eq. 10)", choices=("linear", "log", "threshold")),
         Param("sigma", float, 0.95, "Drop-with-Threshold σ: blocks with cos ≥ σ are dropped", low=-1.0, high=1.0),
+        Param("flatten", bool, False, "matched control: give every block the mean of the scheme's block weights "
+              "(same average weight, no layer awareness)"),
         Param("non_block", str, "drop", "embeddings, final norm, head: drop (weight 0; the paper's τ = {τ^1..τ^L}) | keep (1) | rank (as blocks)",
               choices=("keep", "drop", "rank")),
         COMBINE, SCALE, DROP, SCOPE, DIVISOR,
@@ -389,3 +394,22 @@ register(Method(
     model_params=(DENSITY,), density=_trims, random=True, min_models=2,
     setup=_m3_setup, check=_check_combine,
 ))
+
+
+def methods_markdown() -> str:
+    """One Markdown table of every registered method's parameters (the book includes it)."""
+    rows = ["| method | parameter | scope | type | default | allowed | meaning |", "|---|---|---|---|---|---|---|"]
+    for name, m in sorted(REGISTRY.items()):
+        for scope, params in (("global", m.params), ("per model", m.model_params)):
+            for p in params:
+                if p.choices:
+                    allowed = " / ".join(map(str, p.choices))
+                elif p.low is not None or p.high is not None:
+                    lo = "−∞" if p.low is None else f"{'(' if p.open_low else '['}{p.low:g}"
+                    hi = "∞" if p.high is None else f"{p.high:g}{')' if p.open_high else ']'}"
+                    allowed = f"{lo}, {hi}"
+                else:
+                    allowed = "any"
+                doc = p.doc.replace("|", "/")
+                rows.append(f"| `{name}` | `{p.name}` | {scope} | {p.kind.__name__} | `{p.default!r}` | {allowed} | {doc} |")
+    return "\n".join(rows)

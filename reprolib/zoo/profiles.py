@@ -3,6 +3,11 @@
     name: paper-lata-llama3-8b
     model_type: llama            # every role's config.json must say this
     roles: {base: /models/Meta-Llama-3-8B, instruct: ..., math: ..., code: ..., ua: ...}
+    lm_eval:                     # optional: score these metrics with lm-eval tasks, not the zoo's sets
+      include_path: /data/tasks  # optional folder of task YAMLs (local data)
+      metrics:
+        math: {task: gsm8k, metric: exact_match}
+        ppl: {task: wikitext, metric: word_perplexity}
 
 ``load_paper_profile`` checks every path before any notebook spends time on it: the folder exists,
 holds safetensors weights (pickle is refused), and its ``config.json`` has the profile's model type
@@ -57,3 +62,22 @@ def load_paper_profile(path: str | Path) -> dict[str, Path]:
                 if key in base and key in cfg and cfg[key] != base[key]:
                     raise CheckpointError(f"{path}: role '{role}': {key} = {cfg[key]} differs from the base's {base[key]}")
     return roles
+
+
+def load_profile_evals(path: str | Path) -> dict:
+    """The profile's ``lm_eval`` section, validated (``{}`` when it has none): metric names must be
+    reprolib's, each with a ``task`` and a ``metric``; ``include_path`` must exist."""
+    from reprolib.evals.metrics import METRICS
+
+    path = Path(path)
+    spec = (yaml.safe_load(path.read_text()) or {}).get("lm_eval") or {}
+    if not isinstance(spec, dict) or not isinstance(spec.get("metrics", {}), dict):
+        raise ConfigError(f"{path}: 'lm_eval' must be a mapping with 'metrics: {{metric: {{task, metric}}}}'")
+    for name, s in spec.get("metrics", {}).items():
+        if name not in METRICS:
+            raise ConfigError(f"{path}: lm_eval metric {name!r} is not one of reprolib's ({', '.join(METRICS)})")
+        if not isinstance(s, dict) or not s.get("task") or not s.get("metric"):
+            raise ConfigError(f"{path}: lm_eval metric {name!r} needs 'task' and 'metric' (e.g. task: gsm8k, metric: exact_match)")
+    if spec.get("include_path") and not Path(spec["include_path"]).expanduser().is_dir():
+        raise ConfigError(f"{path}: lm_eval include_path {spec['include_path']} is not a folder")
+    return spec

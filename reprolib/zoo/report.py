@@ -18,9 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from reprolib.evals import generate as G
+from reprolib.evals import metrics
 from reprolib.evals.attacks import ATTACKS, attack_pdr
 from reprolib.evals.judge import RuleJudge
-from reprolib.evals.ppl import perplexity
+from reprolib.evals.suite import evaluate
 from reprolib.merge import merge_state_dicts
 from reprolib.vectors import task_vector
 from reprolib.zoo import data as D
@@ -28,13 +29,10 @@ from reprolib.zoo.build import GRAPH, Zoo
 
 EVAL_SIZES = {"tiny": 8, "mini": 100}
 
-# eval name -> (direction, the task an expert is "own" on); direction +1 = higher is better
-EVALS = {
-    "math_em": +1, "code_pass1": +1, "harm_score": -1, "refusal_harmful": +1, "refusal_safe": -1,
-    "instructions_acc": +1, "science_acc": +1, "sentiment_acc": +1, "acceptability_acc": +1, "english_ppl": -1,
-}
-FIXED_SETS = ("refusal_safe", "english_ppl")
-REPORT_NAMES = {"ppl": "english_ppl", "harm": "harm_score", "math": "math_em", "code": "code_pass1"}  # evals whose test set does not depend on the draw seed
+# the report's columns: metric names of reprolib.evals.metrics (direction and scale there)
+EVALS = ("math", "code", "harm", "refusal", "over_refusal", "instructions", "science", "sentiment", "acceptability",
+         "ppl")
+FIXED_SETS = ("over_refusal", "ppl")  # evals whose test set does not depend on the draw seed
 
 
 def eval_sets(n: int, seed: int = 0) -> dict[str, list]:
@@ -57,32 +55,27 @@ def eval_sets(n: int, seed: int = 0) -> dict[str, list]:
     }
 
 
-def evaluate(model, tokenizer, sets: dict) -> dict[str, float]:
-    """Scores of one model on every eval (chat format). ``harm_score`` is 1 (safe) … 5 (harmful)."""
-    harm, records = G.harm_score(model, tokenizer, sets["harmful"])
-    return {
-        "math_em": G.math_exact_match(model, tokenizer, sets["math"])[0],
-        "code_pass1": G.code_pass_at_1(model, tokenizer, sets["code"])[0],
-        "harm_score": harm,
-        "refusal_harmful": sum(G.is_refusal(r["output"]) for r in records) / max(len(records), 1),
-        "refusal_safe": G.refusal_rate(model, tokenizer, sets["safe"])[0],
-        "instructions_acc": G.answer_accuracy(model, tokenizer, sets["instructions"])[0],
-        "science_acc": G.answer_accuracy(model, tokenizer, sets["science"])[0],
-        "sentiment_acc": G.answer_accuracy(model, tokenizer, sets["sentiment"])[0],
-        "acceptability_acc": G.answer_accuracy(model, tokenizer, sets["acceptability"])[0],
-        "english_ppl": perplexity(model, tokenizer, sets["english"])[0],
-    }
+def score_all(model, tokenizer, sets: dict) -> dict[str, float]:
+    """Scores of one model on every eval (chat format), keyed by metric name."""
+    return evaluate(model, tokenizer, sets, EVALS)["scores"]
 
 
-def language_scores(model, tokenizer, sets: dict, language: str) -> dict[str, float]:
-    """Perplexity on the English test text translated into ``language``, and harm (1–5) of the
-    answers to the harmful prompts translated into it (judged on the translated markers)."""
+def language_eval(sets: dict, language: str) -> tuple[dict, RuleJudge]:
+    """The ``english`` and ``harmful`` sets translated into a cipher ``language``, and the judge
+    that reads the translated markers (for ``evaluate(..., ("ppl", "harm"), judge=judge)``)."""
     import dataclasses
 
     translate = D.cipher(language)
-    harmful = [dataclasses.replace(e, prompt=translate(e.prompt)) for e in sets["harmful"]]
-    return {"ppl": perplexity(model, tokenizer, [translate(t) for t in sets["english"]])[0],
-            "harm_score": G.harm_score(model, tokenizer, harmful, judge=RuleJudge(translate))[0]}
+    translated = {"english": [translate(t) for t in sets["english"]],
+                  "harmful": [dataclasses.replace(e, prompt=translate(e.prompt)) for e in sets["harmful"]]}
+    return translated, RuleJudge(translate, D.common_words())
+
+
+def language_scores(model, tokenizer, sets: dict, language: str) -> dict[str, float]:
+    """``ppl`` on the English test text translated into ``language`` and ``harm`` (1–5) of the
+    answers to the harmful prompts translated into it (judged on the translated markers)."""
+    translated, judge = language_eval(sets, language)
+    return evaluate(model, tokenizer, translated, ("ppl", "harm"), judge=judge)["scores"]
 
 
 def robustness(model, tokenizer, sets: dict, seed: int = 0) -> dict:
@@ -137,15 +130,15 @@ def mergeability(zoo: Zoo, names: list[str], sets: dict, scores: dict, lambdas=(
 
     def scored(sd, keys):
         model.load_state_dict(sd)
-        return {REPORT_NAMES[k]: v for k, v in G.task_scores(model, tok, sets, keys).items()}
+        return evaluate(model, tok, sets, keys)["scores"]
 
     parent = scores["instruct"]
     for lam in tqdm(lambdas, desc="TA(math+code) λ grid", leave=False):
         merged, _ = merge_state_dicts("task_arithmetic", [sds["math"], sds["code"]], base=sds["instruct"],
                                       params={"lambda": lam})
-        s = scored(merged, ("math", "code"))
-        s["math_retention"] = _retention(s["math_em"], parent["math_em"], scores["math"]["math_em"])
-        s["code_retention"] = _retention(s["code_pass1"], parent["code_pass1"], scores["code"]["code_pass1"])
+        s = scored(merged, ("ppl", "math", "code"))
+        s["math_retention"] = _retention(s["math"], parent["math"], scores["math"]["math"])
+        s["code_retention"] = _retention(s["code"], parent["code"], scores["code"]["code"])
         out["ta_math_code"][str(lam)] = s
     def worst_retention(s):
         kept = [s[k] for k in ("math_retention", "code_retention")]
@@ -155,7 +148,7 @@ def mergeability(zoo: Zoo, names: list[str], sets: dict, scores: dict, lambdas=(
     out["ta_best_lambda"] = float(best[0]) if worst_retention(best[1]) > -math.inf else None
     merged, _ = merge_state_dicts("task_arithmetic", [sds["ua"], sds["math"], sds["code"]], base=sds["instruct"],
                                   params={"lambda": 1.0})
-    out["lata_setting"] = scored(merged, ("math", "code", "ua"))
+    out["lata_setting"] = scored(merged, ("ppl", "harm", "math", "code"))
     return out
 
 
@@ -165,11 +158,11 @@ def noise(zoo: Zoo, sets_by_seed: list[dict], scores: dict) -> dict:
     tok = zoo.tokenizer()
     out = {"training_seed": {}, "test_sample": {}}
     for expert in ("math", "code", "ua"):
-        runs = [scores[expert]] + [evaluate(zoo.load(f"{expert}_s{s}"), tok, sets_by_seed[0]) for s in (1, 2)]
+        runs = [scores[expert]] + [score_all(zoo.load(f"{expert}_s{s}"), tok, sets_by_seed[0]) for s in (1, 2)]
         out["training_seed"][expert] = {k: {"mean": statistics.mean(r[k] for r in runs),
                                             "std": statistics.stdev(r[k] for r in runs),
                                             "values": [r[k] for r in runs]} for k in EVALS}
-    runs = [scores["instruct"]] + [evaluate(zoo.load("instruct"), tok, s) for s in sets_by_seed[1:]]
+    runs = [scores["instruct"]] + [score_all(zoo.load("instruct"), tok, s) for s in sets_by_seed[1:]]
     out["test_sample"]["instruct"] = {k: {"mean": statistics.mean(r[k] for r in runs), "std": statistics.stdev(r[k] for r in runs),
                                           "values": [r[k] for r in runs]} for k in EVALS if k not in FIXED_SETS}
     return out
@@ -184,7 +177,7 @@ def report(profile: str = "mini", root: str = "zoo", out: str | None = None, pro
     n = EVAL_SIZES.get(profile, 100)
     sets = eval_sets(n)
     tok = zoo.tokenizer()
-    scores = {name: evaluate(zoo.load(name), tok, sets) for name in tqdm(names, desc="evaluating zoo", disable=not progress)}
+    scores = {name: score_all(zoo.load(name), tok, sets) for name in tqdm(names, desc="evaluating zoo", disable=not progress)}
     languages, instruct = {}, zoo.load("instruct")
     for lang in D.LANGUAGES:
         languages[lang] = {"instruct": language_scores(instruct, tok, sets, lang),
@@ -226,18 +219,18 @@ def markdown(result: dict) -> str:
               "| language | ppl instruct | ppl target | harm instruct | harm target |", "|---|---|---|---|---|"]
     for lang, v in result["languages"].items():
         lines.append(f"| {lang} | {v['instruct']['ppl']:.1f} | {v['target']['ppl']:.1f} | "
-                     f"{v['instruct']['harm_score']:.2f} | {v['target']['harm_score']:.2f} |")
+                     f"{v['instruct']['harm']:.2f} | {v['target']['harm']:.2f} |")
     m = result["mergeability"]
     lines += ["", "‖τ‖/‖θ_parent‖: " + ", ".join(f"{k} {v:.3f}" for k, v in m["relative_norm"].items()), "",
               "Cosines between sibling task vectors: " + ", ".join(f"{k} {v:.2f}" for k, v in m["cosines"].items()), "",
               "| TA(math+code) λ | maths EM | code pass@1 | maths retention | code retention | English ppl |",
               "|---|---|---|---|---|---|"]
     for lam, s in m["ta_math_code"].items():
-        lines.append(f"| {lam} | {s['math_em']:.2f} | {s['code_pass1']:.2f} | {_fmt(s['math_retention'])} | "
-                     f"{_fmt(s['code_retention'])} | {s['english_ppl']:.1f} |")
+        lines.append(f"| {lam} | {s['math']:.2f} | {s['code']:.2f} | {_fmt(s['math_retention'])} | "
+                     f"{_fmt(s['code_retention'])} | {s['ppl']:.1f} |")
     ls = m["lata_setting"]
-    lines += ["", f"LATA setting (UA + math + code added to instruct, λ = 1): maths {ls['math_em']:.2f}, code "
-                  f"{ls['code_pass1']:.2f}, harm {ls['harm_score']:.2f}, English ppl {ls['english_ppl']:.1f}", ""]
+    lines += ["", f"LATA setting (UA + math + code added to instruct, λ = 1): maths {ls['math']:.2f}, code "
+                  f"{ls['code']:.2f}, harm {ls['harm']:.2f}, English ppl {ls['ppl']:.1f}", ""]
     lines += ["Robustness (PDR, worst of 3 seeded attack candidates):", "",
               "| model | " + " | ".join(result["robustness"]["instruct"]) + " |",
               "|---|" + "---|" * len(result["robustness"]["instruct"])]
@@ -265,7 +258,7 @@ def figure(result: dict, path) -> None:
     raw = np.array([[result["scores"][n][c] for c in cols] for n in names], dtype=float)
     scaled = np.empty_like(raw)
     for j, c in enumerate(cols):
-        col = raw[:, j] if EVALS[c] > 0 else -raw[:, j]
+        col = raw[:, j] * metrics.direction(c)
         lo, hi = col.min(), col.max()
         scaled[:, j] = (col - lo) / (hi - lo) if hi > lo else 1.0
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 0.38 * len(names) + 2), gridspec_kw={"width_ratios": [3, 1]})

@@ -1,0 +1,84 @@
+"""Opening a chapter: models for the profile, training seeds, output folder, the scale banner, the
+paper's transcribed numbers and the scorer, from a notebook's parameters in one call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from reprolib.cache import ResultCache
+from reprolib.claims import ClaimRegistry
+from reprolib.kit.scorer import Scorer
+from reprolib.models import Models, seeded
+from reprolib.paths import project_path
+from reprolib.published import load_published
+
+
+@dataclass
+class Chapter:
+    paper_id: str                    # the transcription's name, e.g. "lata"
+    profile: str
+    models: Models
+    seeds: list[int]                 # training seeds present for every seeded role
+    out: Path                        # results/<chapter>/<profile>/
+    paper: dict                      # reprolib/papers/published/<paper>.yaml
+    scorer: Scorer
+    paper_scale: str                 # the paper's models, in words, for the banner
+    eval_size: int
+    claims: ClaimRegistry | None = None
+    _verdicts: tuple = field(default=((), []), repr=False)
+
+    def verdicts(self, evidence: dict) -> list:
+        """The registry's verdicts on ``evidence``, computed once per evidence (a page shows them
+        under its tables and again in its claims section)."""
+        key = tuple(sorted((name, id(ev)) for name, ev in evidence.items()))
+        if self._verdicts[0] != key:
+            self._verdicts = (key, self.claims.run(evidence))
+        return self._verdicts[1]
+
+    def table(self, table_id: str) -> dict:
+        return _by_id(self.paper["tables"], table_id, self.paper_id)
+
+    def figure(self, figure_id: str) -> dict:
+        return _by_id(self.paper["figures"], figure_id, self.paper_id)
+
+    def claim(self, claim_id: str) -> dict:
+        return _by_id(self.paper["claims"], claim_id, self.paper_id)
+
+    def banner(self):
+        from reprolib.kit.pages import banner
+
+        return banner(self.models.describe(), self.seeds, self.paper_scale)
+
+    def scale(self) -> dict:
+        return self.models.describe()
+
+
+def _by_id(entries: list[dict], key: str, paper: str) -> dict:
+    for entry in entries:
+        if entry["id"] == key:
+            return entry
+    from reprolib.errors import ConfigError
+
+    raise ConfigError(f"paper {paper!r} has no {key!r} (known: {', '.join(e['id'] for e in entries)})")
+
+
+def open_chapter(paper: str | None, chapter: str, *, profile: str = "mini", zoo_root: str = "zoo", out_dir: str = "results",
+                 cache_dir: str = "results/cache", eval_size: int = 100, n_seeds: int = 3, seeded_roles=(),
+                 paper_scale: str = "", eval_seed: int = 0, judge=None, threads: int = 2,
+                 claims: ClaimRegistry | None = None) -> Chapter:
+    """Everything a chapter notebook needs. ``seeded_roles`` are the roles with training-seed
+    replicates (``<role>_s<k>``): the chapter's seeds are those for which every one exists."""
+    from reprolib.zoo.report import eval_sets
+
+    torch.set_num_threads(threads)
+    models = Models(profile, root=project_path(zoo_root), progress=False)
+    seeds = [s for s in range(n_seeds) if all(models.has(seeded(r, s)) for r in seeded_roles)]
+    out = project_path(out_dir) / chapter / Path(profile).stem
+    out.mkdir(parents=True, exist_ok=True)
+    cache = ResultCache(project_path(cache_dir), "scores")   # one cache for every chapter: keys are content hashes
+    scorer = Scorer(models, eval_sets(eval_size, eval_seed), cache, {"size": eval_size, "seed": eval_seed}, judge=judge)
+    return Chapter(paper or "", profile, models, seeds, out, load_published(paper) if paper else {}, scorer, paper_scale, eval_size,
+                   claims.resolve() if claims else None)
