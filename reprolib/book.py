@@ -225,7 +225,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
-        generated_pages(args.profile)
         if not args.html_only:
             stems = args.only or chapter_notebooks()
             unknown = [s for s in stems if not (NOTEBOOKS / f"{s}.ipynb").exists()]
@@ -233,6 +232,7 @@ def main(argv=None) -> int:
                 raise ConfigError(f"no notebook(s) {unknown} in notebooks/ (known: {sorted(p.stem for p in NOTEBOOKS.glob('*.ipynb'))})")
             cli = {name: _coerce(value) for name, value in args.p}
             run_notebooks(stems, notebook_parameters(stems, args.profile, cli, args.f))
+        generated_pages(args.profile)          # after the notebooks: the scoreboard reads their summaries
         if not args.no_html:
             index = build_html()
             print(f"[book] built {index} in {time.perf_counter() - t0:.0f} s")

@@ -13,7 +13,8 @@ PAPER_NAMES = {"lata": "LATA", "ptm": "Merge to Learn (PTM)", "m3": "M³", "tauj
 def collect(results: Path, profile: str) -> list[dict]:
     """Claim records of every chapter summary for ``profile`` (one per claim id)."""
     rows, seen = [], set()
-    for path in sorted(Path(results).glob(f"*/{Path(profile).stem}/*summary.json")):
+    paths = Path(results).glob(f"*/{Path(profile).stem}/*summary.json")
+    for path in sorted(paths, key=lambda p: (p.parent.parent.name, p.name != "summary.json", p.name)):   # a chapter's first page first
         for claim in json.loads(path.read_text()).get("claims", []):
             key = (claim["paper"], claim["claim"])
             if key in seen:
