@@ -107,3 +107,29 @@ def test_open_chapter_finds_the_seeds_present(foreign, tmp_path):
     assert ch.seeds == [0]                          # the profile has no math_s1 / math_s2
     assert ch.out == tmp_path / "lata" / "paper" and ch.table("table3")["line"] == 632
     assert "paper profile" in ch.banner().data
+
+
+def test_training_hook_adds_a_loss_term(tiny_zoo):
+    """The hook: no term gives exactly the plain training; a pull towards the start weights keeps
+    the fine-tuned model closer to them; the zoo's SFT encoding is the chat-template encoding."""
+    from reprolib.kit.training import encode, finetune
+    from reprolib.zoo import data as D
+    from reprolib.zoo.train import encode_pairs
+
+    models = Models("tiny", root=tiny_zoo.root.parent, progress=False)
+    tok = models.tokenizer()
+    pairs = [(e.prompt, e.answer) for e in D.math_problems(8, 0, "train")]
+    assert encode(tok, pairs) == encode_pairs(tok, pairs)
+    start = {k: v.clone() for k, v in models.state_dict("instruct").items()}
+    kw = dict(steps=3, lr=1e-2, seed=0, batch=4, progress=False)
+    plain, _ = finetune(models, "instruct", pairs, **kw)
+    zero, _ = finetune(models, "instruct", pairs, extra_loss=lambda m, b: 0.0 * sum(p.sum() for p in m.parameters()), **kw)
+    assert all(torch.equal(plain[k], zero[k]) for k in plain)
+
+    def pull(model, batch):
+        assert set(batch) == {"input_ids", "attention_mask", "labels", "step"}
+        return 1e3 * sum(((p - start[n]) ** 2).sum() for n, p in model.named_parameters())
+
+    held, stats = finetune(models, "instruct", pairs, extra_loss=pull, **kw)
+    drift = lambda sd: sum(float((sd[k] - start[k]).norm()) for k in start if k in sd)  # noqa: E731
+    assert drift(held) < 0.5 * drift(plain) and stats.steps == 3

@@ -82,18 +82,22 @@ def _lr_at(step: int, steps: int, lr: float, warmup: int, schedule: str) -> floa
 def train(model, tokenizer, *, steps: int, lr: float, seed: int, batch: int = 32, seq_len: int = 128,
           stream: torch.Tensor | None = None, pairs: list[tuple[list[int], int]] | None = None,
           replay_frac: float = 0.0, replay_len: int | None = None, warmup: int = 20, schedule: str = "constant", weight_decay: float = 0.0,
-          desc: str = "train", progress: bool = True) -> TrainStats:
+          desc: str = "train", progress: bool = True, extra_loss=None) -> TrainStats:
     """Train on LM windows of ``stream`` and/or answer-only SFT ``pairs``.
 
     With pairs, a fraction ``replay_frac`` of each batch's rows are windows of ``stream`` (replay of
     general text, loss on every token, ``replay_len`` tokens each, default ``seq_len``); the rest
     are SFT examples with loss on answer tokens only. Without pairs every row is a ``seq_len``
     stream window (pre-training).
+
+    ``extra_loss(model, batch)`` (the training hook, e.g. τJp's regulariser) returns a scalar added
+    to the language-model loss at every step; ``batch`` holds ``input_ids``, ``attention_mask``,
+    ``labels`` and ``step``. Without it the loss, and the bytes trained, are exactly the plain ones.
     """
     if pairs is None and stream is None:
         raise ValueError("train: give a token stream, SFT pairs or both")
     g = torch.Generator().manual_seed(seed)
-    pad = tokenizer.pad_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id  # masked out anyway
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
     n_replay = 0 if pairs is None else int(round(batch * replay_frac))
     n_sft = 0 if pairs is None else batch - n_replay
@@ -125,11 +129,15 @@ def train(model, tokenizer, *, steps: int, lr: float, seed: int, batch: int = 32
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, steps, lr, warmup, schedule)
         out = model(input_ids=input_ids, attention_mask=mask, labels=label_ids)
+        loss = out.loss
+        if extra_loss is not None:
+            loss = loss + extra_loss(model, {"input_ids": input_ids, "attention_mask": mask, "labels": label_ids,
+                                             "step": step})
         opt.zero_grad(set_to_none=True)
-        out.loss.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += int(mask.sum())
-        loss_value = float(out.loss.detach())
+        loss_value = float(loss.detach())
     model.eval()
     return TrainStats(steps, tokens, 6.0 * n_params * tokens, time.perf_counter() - t0, loss_value)
