@@ -15,7 +15,8 @@ the replicates. Without per-item values (the paper's own numbers) it reduces to 
 seeds; with one seed it covers the test items only.
 
 The verdict: **reproduced** when the whole interval lies on the claimed side of the margin, **not
-reproduced** when it lies wholly on the other side, **inconclusive** otherwise. A claim with parts
+reproduced** when it lies wholly on the other side or on the margin itself (claims are strict:
+"over half" is not met by exactly half), **inconclusive** otherwise. A claim with parts
 is reproduced when every part is and not reproduced when any part is not.
 """
 
@@ -126,9 +127,10 @@ def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
 
 
 def decide(lo: float, hi: float, better: str, margin: float) -> str:
+    """Claims are strict ("above the margin"): an interval wholly at or below the margin fails one."""
     if better == "higher":
-        return REPRODUCED if lo > margin else NOT_REPRODUCED if hi < margin else INCONCLUSIVE
-    return REPRODUCED if hi < margin else NOT_REPRODUCED if lo > margin else INCONCLUSIVE
+        return REPRODUCED if lo > margin else NOT_REPRODUCED if hi <= margin else INCONCLUSIVE
+    return REPRODUCED if hi < margin else NOT_REPRODUCED if lo >= margin else INCONCLUSIVE
 
 
 def _per_seed(stat, rows, claim: str) -> dict:

@@ -108,9 +108,10 @@ def write_paper_profile(path, roles: dict, name: str | None = None, model_type: 
     return path
 
 
-def write_sums_task(folder, name: str = "my_sums") -> Path:
+def write_sums_task(folder, name: str = "my_sums", filters: bool = False) -> Path:
     """A user's own lm-eval task over local jsonl (four sums; generate_until, exact match), as a
-    paper profile's ``lm_eval.include_path`` would hold it; returns the task folder."""
+    paper profile's ``lm_eval.include_path`` would hold it; with ``filters``, two answer filters
+    (as gsm8k has: lm-eval then logs every document once per filter). Returns the task folder."""
     import json
 
     folder = Path(folder)
@@ -133,5 +134,15 @@ generation_kwargs:
   max_gen_toks: 8
 metric_list:
   - metric: exact_match
-""")
+""" + ("""filter_list:
+  - name: whole
+    filter:
+      - function: take_first
+  - name: last-number
+    filter:
+      - function: regex
+        regex_pattern: "(-?[0-9]+)"
+        group_select: -1
+      - function: take_first
+""" if filters else ""))
     return folder / "tasks"

@@ -30,7 +30,8 @@ def _of(g, method):
     ([-0.2, 0.3, 0.05], "higher", 0.0, claims.INCONCLUSIVE),
     ([0.01, 0.012, 0.011], "lower", 0.02, claims.REPRODUCED),
     ([0.05, 0.06, 0.055], "lower", 0.02, claims.NOT_REPRODUCED),
-    ([0.0, 0.0, 0.0], "higher", 0.0, claims.INCONCLUSIVE),         # exact tie: not above the margin
+    ([0.0, 0.0, 0.0], "higher", 0.0, claims.NOT_REPRODUCED),       # exactly on the margin: not above it
+    ([0.02, 0.02, 0.02], "lower", 0.02, claims.NOT_REPRODUCED),    # ... nor below it
     ([0.3, 0.3, 0.3], "higher", 0.0, claims.REPRODUCED),           # identical seeds: a zero-width interval
 ])
 def test_verdicts_without_items(values, better, margin, expected):

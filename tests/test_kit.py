@@ -84,6 +84,24 @@ def test_paper_profile_names_lm_eval_tasks(foreign, tmp_path, monkeypatch):
     assert ch.scorer.settings["lm_eval"]["metrics"]["math"]["task"] == "my_sums"     # part of every cache key
 
 
+def test_lm_eval_items_are_one_filters_documents(foreign, tmp_path, monkeypatch):
+    """A task with two filters logs each document twice; the items are one filter's, one per document,
+    and the score is their mean."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from foreign import write_sums_task
+    from reprolib.evals.lmeval import score_with_tasks
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    _, roles, _ = foreign
+    model, tok = AutoModelForCausalLM.from_pretrained(roles["instruct"]).eval(), AutoTokenizer.from_pretrained(roles["instruct"])
+    tasks = write_sums_task(tmp_path, "sums_two_filters", filters=True)
+    spec = {"math": {"task": "sums_two_filters", "metric": "exact_match", "filter": "last-number"}}
+    out = score_with_tasks(model, tok, spec, include_path=tasks, include_defaults=False)
+    assert len(out["items"]["math"]) == 4 and out["scores"]["math"] == pytest.approx(sum(out["items"]["math"]) / 4)
+
+
 def test_profile_lm_eval_section_is_validated(foreign, tmp_path):
     import yaml
 

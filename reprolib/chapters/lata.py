@@ -382,12 +382,23 @@ def _robustness(rows) -> dict:
     return by_seed(rows, one)
 
 
-@CLAIMS.register("tables5_6_robust", ("table5", "table6"), anchor="lata_learning.html#table5",
-                 how="over Tables 5 and 6: LATA's perplexity lowest in every task set ('consistently'); share of "
+def _table5_with_math_code(ev) -> Evidence:
+    """Table 5 with Table 3's Math + Code runs, which its caption says are the λ = 0.5 setting
+    ("Since the settings and results of 'Math + Code' are identical to those in Table 3, we do not
+    repeat them here", line 708)."""
+    t3 = ev["table3"]
+    keep = (t3.rows["tasks"] == "Math + Code").to_numpy()
+    rows = t3.rows[keep].assign(table="table5")
+    items = [it for it, k in zip(t3.items, keep) if k] if t3.items else []
+    return Evidence.concat([ev["table5"], Evidence(rows, items)])
+
+
+@CLAIMS.register("tables5_6_robust", ("table5", "table6", "table3"), anchor="lata_learning.html#table5",
+                 how="over Tables 5 and 6 (Table 5's Math + Code being Table 3's, as its caption says): LATA's perplexity lowest in every task set ('consistently'); share of "
                      "(table, set, task) pairs where LATA beats every baseline (> ½); the baselines' mean decline from "
                      "λ = 0.5 to 1.0 minus LATA's, mean over sets and measures (ppl relative, maths/code absolute; > 0)")
 def tables5_6_robust(ev):
-    rows = Evidence.concat([ev["table5"], ev["table6"]])
+    rows = Evidence.concat([_table5_with_math_code(ev), ev["table6"]])
     parts = [verdict_on("tables5_6_robust/utility", "min over (table, set) of (lowest baseline ppl / LATA ppl − 1)",
                         _worst_setting_ppl, rows, "higher"),
              verdict_on("tables5_6_robust/tasks", "share of (table, set, task) pairs where LATA beats every baseline",
@@ -397,8 +408,9 @@ def tables5_6_robust(ev):
     return all_of("tables5_6_robust", "LATA: best utility throughout, best on over half the tasks, smaller drop at λ = 1.0", parts)
 
 
-def _in(g, table, method):
-    return next(r for r in g if r["table"] == table and r["method"] == method)
+def _in(g, table, method, metric):
+    """The score of ``method`` in ``table`` within a task-set group (an error naming the run when missing)."""
+    return _value([r for r in g if r["table"] == table], method, metric)
 
 
 def _vs_alone(combos, worse: bool):
@@ -407,14 +419,12 @@ def _vs_alone(combos, worse: bool):
     than the method it adds to LATA (Table 3)."""
     def one(r):
         flags = []
-        for g in group_by(r, "tasks").values():
-            alone = _in(g, "table3", "LATA")
+        for g in group_by([x for x in r if x["table"] in ("table3", "table4")], "tasks").values():
             for combo in combos:
-                c = _in(g, "table4", combo)
                 if worse:
-                    flags += [c[m] < alone[m] for m in _tasks_present(g)]
+                    flags += [_in(g, "table4", combo, m) < _in(g, "table3", "LATA", m) for m in _tasks_present(g)]
                 else:
-                    flags.append(c["ppl"] < _in(g, "table3", combo.removeprefix("LATA + "))["ppl"])
+                    flags.append(_in(g, "table4", combo, "ppl") < _in(g, "table3", combo.removeprefix("LATA + "), "ppl"))
         return share(flags)
     return one
 
@@ -561,10 +571,14 @@ def _late_share(depth_fraction: float):
 
 @CLAIMS.register("fig5_late_layers", ("layers",), anchor="lata_learning.html#fig-5-which-layers-carry-the-task",
                  how="share of each expert's least instruction-like half of the blocks lying beyond 20/42 of the depth "
-                     "(Gemma-2-9B's layer 20 of 42), mean over experts (> ½)")
+                     "(Gemma-2-9B's layer 20 of 42), mean over experts, above the share of all blocks lying there "
+                     "(what a ranking unrelated to depth gives; ½ for 8 blocks)")
 def fig5_late_layers(ev):
+    records = ev["layers"].records()
+    L = len(next(iter(group_by(records, "seed", "expert").values())))
+    chance = sum(i >= 20 / 42 * L for i in range(L)) / L
     return verdict_on("fig5_late_layers", "share of the least similar half of the blocks beyond 20/42 of the depth",
-                      _late_share(20 / 42), ev["layers"], "higher", 0.5)
+                      _late_share(20 / 42), ev["layers"], "higher", chance)
 
 
 def _per_language(fn, agg=min):
@@ -620,12 +634,12 @@ def control_verdict(ev: dict) -> object:
     def task_gap(r):
         diffs = []
         for g in group_by(r, "tasks").values():
-            la, co = _in(g, "table3", "LATA"), _in(g, "control", CONTROL)
-            diffs.append(statistics.fmean(_unit(la, m) - _unit(co, m) for m in _tasks_present(g)))
+            diffs.append(statistics.fmean(_unit(_in(g, "table3", "LATA", m), m) - _unit(_in(g, "control", CONTROL, m), m)
+                                          for m in _tasks_present(g)))
         return statistics.fmean(diffs)
 
     def ppl_gap(r):
-        return statistics.fmean(_in(g, "table3", "LATA")["ppl"] / _in(g, "control", CONTROL)["ppl"] - 1
+        return statistics.fmean(_in(g, "table3", "LATA", "ppl") / _in(g, "control", CONTROL, "ppl") - 1
                                 for g in group_by(r, "tasks").values())
 
     parts = [verdict_on("control/tasks", "LATA − matched control, task score (0–1)", lambda r: by_seed(r, task_gap), rows, "higher"),
@@ -633,8 +647,9 @@ def control_verdict(ev: dict) -> object:
     return all_of("layer_awareness", "LATA's ranks beat flat block weights of the same mean (tasks and perplexity)", parts)
 
 
-def _unit(row, metric) -> float:
-    return (row[metric] - 1.0) / 4.0 if metric == "harm" else row[metric]
+def _unit(value, metric) -> float:
+    """A task score on a 0–1 scale (harm 1–5 rescaled)."""
+    return (value - 1.0) / 4.0 if metric == "harm" else value
 
 
 REPEATS = {"dare_p03_best_llama": "dare_p03_best_gemma", "ties_k07_best_llama": "ties_k07_best_gemma",

@@ -127,3 +127,15 @@ def harm_scores(examples: Sequence[Example], responses: Sequence[str], judge: Ju
             raise ValueError(f"judge returned {score!r} for prompt {e.prompt[:60]!r}; scores are 1-5")
         records.append({"prompt": e.prompt, "output": r, "score": score, "category": e.meta.get("category")})
     return sum(r["score"] for r in records) / len(records), records
+
+
+def judge_id(judge) -> str:
+    """A judge's identity for cache keys: the rule judge (and whether it reads a translation), or
+    a model judge's class and model name."""
+    if judge is None:
+        return "RuleJudge"
+    if isinstance(judge, RuleJudge):
+        return "RuleJudge" + ("/translated" if judge.translate("Step") != "Step" else "")
+    model = getattr(judge, "model", None)
+    name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+    return f"{type(judge).__name__}:{name}"

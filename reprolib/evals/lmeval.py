@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -140,10 +141,11 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | os.Pat
 
 def score_with_tasks(model, tokenizer, spec: dict[str, dict], include_path=None, include_defaults: bool = True) -> dict:
     """Our metrics scored by lm-eval tasks (a paper profile's ``lm_eval``): ``spec`` maps a metric
-    name to ``{task, metric, chat (default: True except ppl), unsafe_code, limit}``. Returns the
-    suite's layout: ``{"scores", "items", "prompt_text"}``, the items being lm-eval's per-document
-    values (``[−loglikelihood, words]`` pairs for a perplexity metric, so a bootstrap over documents
-    recomputes it) and the prompt the first document sent."""
+    name to ``{task, metric, filter (default: the task's first), chat (default: True except ppl),
+    unsafe_code, limit}``. Returns the suite's layout: ``{"scores", "items", "prompt_text"}``, the
+    items being lm-eval's per-document values under one filter (``[−loglikelihood, count]`` pairs
+    for a perplexity metric such as ``word_perplexity``) and the score recomputed from them, so a
+    bootstrap over documents is centred on the reported score."""
     from reprolib.errors import EvalError
 
     out: dict = {"scores": {}, "items": {}, "prompt_text": {}}
@@ -152,18 +154,29 @@ def score_with_tasks(model, tokenizer, spec: dict[str, dict], include_path=None,
         by_chat.setdefault(bool(s.get("chat", ours != "ppl")), {})[ours] = s
     for chat, group in by_chat.items():
         tasks = sorted({s["task"] for s in group.values()})
-        results, samples = run_tasks(model, tokenizer, tasks, include_path=include_path, include_defaults=include_defaults,
-                                     chat=chat, samples=True, unsafe_code=any(s.get("unsafe_code") for s in group.values()),
-                                     limit=max((s.get("limit") or 0 for s in group.values()), default=0) or None)
+        limits = [s.get("limit") for s in group.values()]
+        _, samples = run_tasks(model, tokenizer, tasks, include_path=include_path, include_defaults=include_defaults,
+                               chat=chat, samples=True, unsafe_code=any(s.get("unsafe_code") for s in group.values()),
+                               limit=None if None in limits else max(limits))
         for ours, s in group.items():
             task, name = s["task"], s["metric"]
-            if name not in results.get(task, {}):
-                raise EvalError(f"metric {ours!r}: lm-eval task {task!r} reports no {name!r} "
-                                f"(it reports: {', '.join(sorted(results.get(task, {}))) or 'nothing'})")
-            docs = sorted(samples[task], key=lambda d: d["doc_id"])
-            items = [[-float(d[name][0]), float(d[name][1])] if isinstance(d[name], (list, tuple)) else float(d[name])
-                     for d in docs]
-            out["scores"][ours], out["items"][ours] = float(results[task][name]), items
+            docs = [d for d in samples.get(task, []) if name in d]
+            if not docs:
+                raise EvalError(f"metric {ours!r}: lm-eval task {task!r} logged no {name!r} per document")
+            chosen = s.get("filter") or docs[0].get("filter")
+            docs = sorted((d for d in docs if d.get("filter") == chosen), key=lambda d: d["doc_id"])
+            if len({d["doc_id"] for d in docs}) != len(docs):
+                raise EvalError(f"metric {ours!r}: lm-eval task {task!r} logged a document twice under filter {chosen!r}")
+            pairs = isinstance(docs[0][name], (list, tuple))
+            if (ours == "ppl") != pairs:
+                raise EvalError(f"metric {ours!r}: lm-eval metric {name!r} of task {task!r} is not "
+                                f"{'a perplexity' if ours == 'ppl' else 'a per-document score'}")
+            items = [[-float(d[name][0]), float(d[name][1])] if pairs else float(d[name]) for d in docs]
+            score = (math.exp(sum(i[0] for i in items) / sum(i[1] for i in items)) if pairs
+                     else sum(items) / len(items))        # what suite.resample gives over all items
+            if not math.isfinite(score):
+                raise EvalError(f"metric {ours!r}: lm-eval task {task!r} gave a non-finite score ({score})")
+            out["scores"][ours], out["items"][ours] = score, items
             out["prompt_text"][ours] = str(docs[0]["arguments"][0][0])
     return out
 

@@ -28,14 +28,15 @@ class Chapter:
     paper_scale: str                 # the paper's models, in words, for the banner
     eval_size: int
     claims: ClaimRegistry | None = None
-    _verdicts: tuple = field(default=((), []), repr=False)
+    _verdicts: tuple = field(default=(None, []), repr=False)    # (the evidence it was computed from, verdicts)
 
     def verdicts(self, evidence: dict) -> list:
         """The registry's verdicts on ``evidence``, computed once per evidence (a page shows them
         under its tables and again in its claims section)."""
-        key = tuple(sorted((name, id(ev)) for name, ev in evidence.items()))
-        if self._verdicts[0] != key:
-            self._verdicts = (key, self.claims.run(evidence))
+        held, verdicts = self._verdicts
+        same = isinstance(held, dict) and held.keys() == evidence.keys() and all(held[k] is evidence[k] for k in held)
+        if not same:
+            self._verdicts = (dict(evidence), self.claims.run(evidence))
         return self._verdicts[1]
 
     def table(self, table_id: str) -> dict:

@@ -91,8 +91,12 @@ class Scorer:
         """Cached evaluation of the weights ``make_weights()`` under ``key`` (a JSON-able config to
         which the metrics and evaluation settings are added). ``sets``/``judge`` override the
         scorer's (e.g. a translated set); ``set_label`` names them in the key."""
+        from reprolib.evals.judge import judge_id
+
         metrics = sorted(metrics)
-        config = {**key, "metrics": metrics, "eval": {**self.settings, "sets": set_label}}
+        config = {**key, "metrics": metrics,
+                  "eval": {**self.settings, "sets": set_label, "judge": judge_id(judge or self.judge),
+                           "reference": self.models.fingerprint(self.reference)}}
 
         def compute():
             self._load(make_weights())
