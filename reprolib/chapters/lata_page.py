@@ -78,7 +78,9 @@ def control(ch, evidence):
         return None
     rows = Evidence.concat([evidence["table3"], evidence["control"]]).rows
     rows = rows[rows["method"].isin(["LATA", L.CONTROL, "TA"])]
-    display(_fmt(rows.groupby(["tasks", "method"], sort=False)[["ppl", *L.TASKS]].mean()))
+    rank = {**{t: i for i, t in enumerate(dict.fromkeys(rows["tasks"]))}, "TA": 0, "LATA": 1, L.CONTROL: 2}
+    mean = rows.groupby(["tasks", "method"], sort=False)[["ppl", *L.TASKS]].mean()
+    display(_fmt(mean.sort_index(key=lambda level: level.map(rank))))      # per task set: TA, LATA, control
     verdict = L.control_verdict(evidence)
     display(verdict_table([verdict]))
     return verdict
