@@ -258,25 +258,19 @@ def forgetting_methods(language: str, sigma: float, lam_lata: float, lam_ta: flo
     }
 
 
-def language_sets(ch, language: str):
-    """The chapter's harmful prompts and English test text translated into a cipher language, and
-    a judge reading the translated markers."""
-    from reprolib.zoo.report import language_eval
-
-    return language_eval(ch.scorer.sets, language)
-
-
 def forgetting_evidence(ch, languages, sigma: float, lam_lata: float, lam_ta: float, sa_density: float,
                         dare_p: float = 0.3, progress: bool = False) -> Evidence:
     """Harm (1–5) and in-language perplexity of each language target before and after removing
     the UA vector of each training seed."""
     import pandas as pd
 
+    from reprolib.zoo.report import language_eval     # the sets translated into the language, its judge
+
     jobs, rows = [], []
     for seed in ch.seeds:
         ua = seeded("ua", seed)
         for lang in languages:
-            sets, judge = language_sets(ch, lang)
+            sets, judge = language_eval(ch.scorer.sets, lang)
             for kind, (label, spec) in forgetting_methods(lang, sigma, lam_lata, lam_ta, sa_density, dare_p).items():
                 kw = {"metrics": ("ppl", "harm"), "sets": sets, "judge": judge, "set_label": lang}
                 if spec is None:

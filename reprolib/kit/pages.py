@@ -147,8 +147,8 @@ def claims_markdown(rows: list[dict], link: bool = False) -> str:
     """The claims as Markdown: quoted sentence, line, how tested, verdicts (ours, the paper's numbers)."""
     lines = []
     for r in rows:
-        ci = "" if not r["parts"] and math.isnan(r["estimate"]) else (
-            f" (estimate {r['estimate']:.3g}, 95 % CI [{r['ci'][0]:.3g}, {r['ci'][1]:.3g}])" if not r["parts"] else "")
+        ci = (f" (estimate {r['estimate']:.3g}, 95 % CI [{r['ci'][0]:.3g}, {r['ci'][1]:.3g}])"
+              if not r["parts"] and not math.isnan(r["estimate"]) else "")
         where = f" — [table/figure]({r['anchor']})" if link and r["anchor"] else ""
         lines.append(f"- **{r['claim']}** (line {r['line']}){where}: *\"{r['sentence']}\"*  \n"
                      f"  ours: **{r['verdict']}**{ci}; the paper's own numbers through the same test: "
