@@ -10,7 +10,20 @@ PROFILE ?= mini
 # `make zoo ZOO_GROUPS=core,lata,m3,ptm,noise` builds every model
 ZOO_GROUPS ?= core,lata,noise
 
-.PHONY: book chapter html screenshots test bench lab clean zoo zoo-report
+.PHONY: book chapter html screenshots test bench lab clean zoo zoo-report sandbox
+
+# The code sandbox (bubblewrap): installed with the system's package manager where this user may
+# (root with apt-get, dnf or apk); otherwise a message naming what is missing. Without it, root
+# falls back to a weaker sandbox and other users cannot run the code evaluations.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing bubblewrap (the code sandbox) with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1; }; \
+	  elif [ "$$(id -u)" = 0 ] && command -v dnf >/dev/null 2>&1; then dnf install -y -q bubblewrap >/dev/null 2>&1; \
+	  elif [ "$$(id -u)" = 0 ] && command -v apk >/dev/null 2>&1; then apk add -q bubblewrap >/dev/null 2>&1; fi; \
+	  command -v bwrap >/dev/null 2>&1 || echo "bubblewrap (bwrap) is missing and could not be installed here: install the package 'bubblewrap' (e.g. sudo apt-get install bubblewrap); code evaluations need it unless run as root"; }
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,17 +32,19 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) sandbox
+	@$(PY) -m reprolib.evals.sandbox || true
 	$(PY) -m pytest tests
 
 # Build/reuse the zoo, execute every chapter notebook with papermill, build the HTML (book/_build/html).
-book: $(STAMP)
+book: $(STAMP) sandbox
+	@$(PY) -m reprolib.evals.sandbox || true
 	@if [ ! -f "$(PROFILE)" ]; then $(PY) -m reprolib.zoo build --profile $(PROFILE) --groups $(ZOO_GROUPS); fi
 	$(PY) -m reprolib book --profile $(PROFILE)
 
 # Re-run one chapter with other parameters, then rebuild the HTML:
 #   make chapter NB=lata_forgetting PARAMS="-p sigma 0.9"     (or PARAMS="-f params.yaml")
-chapter: $(STAMP)
+chapter: $(STAMP) sandbox
 	$(PY) -m reprolib book --profile $(PROFILE) --only $(NB) $(PARAMS)
 
 html: $(STAMP)

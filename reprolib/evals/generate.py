@@ -21,7 +21,7 @@ import torch
 
 from reprolib.errors import EvalError
 from reprolib.evals.items import Example, extract_code, math_answer
-from reprolib.evals.sandbox import run_tests
+from reprolib.evals.sandbox import SandboxUnavailable, run_tests
 
 # end-of-turn tokens of common chat formats: Llama 3, Phi-3 / the zoo, Gemma, ChatML (Qwen), GPT-2
 END_OF_TURN = ("<|eot_id|>", "<|end|>", "<end_of_turn>", "<|im_end|>", "<|endoftext|>")
@@ -113,11 +113,15 @@ _VERDICTS: dict[tuple[str, str, float], bool] = {}
 def _passes(code: str, tests: str, timeout_s: float) -> bool:
     """Sandboxed pass/fail, memoised per (program, tests, timeout) within the process: merges of the
     same experts often write the same programs, and a program that ran to a pass or a plain failure
-    gives the same verdict again. Timeouts, memory errors and crashes are never memoised."""
+    gives the same verdict again. Timeouts, memory errors and crashes are never memoised. A sandbox
+    that cannot start is an EvalError naming the cause, never a failed program."""
     key = (code, tests, timeout_s)
     if key in _VERDICTS:
         return _VERDICTS[key]
-    result = run_tests(code, tests, timeout_s=timeout_s)
+    try:
+        result = run_tests(code, tests, timeout_s=timeout_s)
+    except SandboxUnavailable as e:
+        raise EvalError(f"code evaluation cannot run: {e}") from e
     if result.status in ("passed", "failed"):
         _VERDICTS[key] = result.passed
     return result.passed
