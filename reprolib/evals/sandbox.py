@@ -20,8 +20,9 @@ space, file size, open files, processes, no core dumps) on itself before it runs
 
 **Verdict.** The tests never run inside the sandbox. The worker executes the solution and answers
 calls to its top-level functions over a pipe; the harness runs the tests itself with stand-ins for
-those functions. Arguments and results cross as Python literals (``repr`` → ``ast.literal_eval``,
-at most ``MAX_MESSAGE`` bytes), so the program can sway the verdict only through the values its
+those functions. Arguments and results cross as Python literals (requests as
+``marshal`` bytes, which only the harness writes; answers as ``repr`` text that the harness reads
+with ``ast.literal_eval``, at most ``MAX_MESSAGE`` bytes), so the program can sway the verdict only through the values its
 functions return: printing a marker, exiting early with status 0, rebinding the worker's names or
 writing on its pipes cannot produce a pass. Limits of this design (documented in the book): a
 result must be a literal (numbers, strings, bytes, None, tuples, lists, dicts, sets; not NaN/inf,
@@ -39,8 +40,9 @@ import ast
 import builtins
 import ctypes
 import itertools
-import json
+import marshal
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -64,7 +66,7 @@ WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
 
 # Runs inside the sandbox: set limits, say hello, run the solution, answer calls. Standard library only.
 _WORKER = r'''
-import ast, json, os, resource, sys
+import marshal, os, resource, sys
 req_fd, resp_fd, cpu_s, memory, nproc, fsize = map(int, sys.argv[1:7])
 resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -72,19 +74,22 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-requests, responses = os.fdopen(req_fd, "r"), os.fdopen(resp_fd, "w")
+requests, responses = os.fdopen(req_fd, "rb"), os.fdopen(resp_fd, "w")
 def send(message):
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BaseException:
             pass
-    responses.write(json.dumps(message) + "\n")
+    responses.write(repr(message) + "\n")
     responses.flush()
+def receive():
+    size = int.from_bytes(requests.read(4), "little")
+    return marshal.loads(requests.read(size)) if size else None
 def failure(e):
     return {"raised": type(e).__name__, "message": str(e)[:500]}
 send({"hello": os.getuid()})
-source = json.loads(requests.readline())["solution"]
+source = receive()["solution"]
 namespace = {"__name__": "solution", "__builtins__": __builtins__}
 try:
     exec(compile(source, "solution.py", "exec"), namespace)
@@ -92,18 +97,12 @@ except BaseException as e:
     send({"loaded": False, **failure(e)})
     sys.exit(0)
 send({"loaded": True, "callables": [k for k, v in namespace.items() if callable(v) and not k.startswith("__")]})
-for line in requests:
-    call = json.loads(line)
+while (call := receive()) is not None:
     try:
-        value = namespace[call["name"]](*ast.literal_eval(call["args"]), **ast.literal_eval(call["kwargs"]))
+        value = namespace[call["name"]](*call["args"], **call["kwargs"])
+        text = repr(value)
     except BaseException as e:
         send(failure(e))
-        continue
-    try:
-        text = repr(value)
-        ast.literal_eval(text)
-    except BaseException:
-        send({"unrepresentable": type(value).__name__})
         continue
     send({"value": text})
 '''
@@ -319,7 +318,9 @@ class _Session:
         self.selector.register(self.proc.stderr, selectors.EVENT_READ, "stderr")
 
     def send(self, message: dict) -> None:
-        data = (json.dumps(message) + "\n").encode()
+        """A request (trusted: only the harness writes it) as length-prefixed ``marshal`` bytes."""
+        body = marshal.dumps(message)
+        data = len(body).to_bytes(4, "little") + body
         while data:
             if not self.selector.get_map() or time.monotonic() > self.deadline:
                 raise _Timeout()
@@ -345,8 +346,8 @@ class _Session:
         line, _, self.pending = bytes(self.pending).partition(b"\n")
         self.pending = bytearray(self.pending)
         try:
-            message = json.loads(line)
-        except ValueError:
+            message = ast.literal_eval(line.decode())  # untrusted: literals only, never code
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, UnicodeDecodeError):
             raise _Broken("the sandbox sent an unreadable message") from None
         if not isinstance(message, dict):
             raise _Broken("the sandbox sent an unreadable message")
@@ -375,19 +376,17 @@ class _Session:
     def call(self, name: str, args: tuple, kwargs: dict):
         """Call the solution's ``name`` in the sandbox; return its value or raise its exception."""
         try:
-            args_text, kwargs_text = repr(args), repr(kwargs)
-            ast.literal_eval(args_text), ast.literal_eval(kwargs_text)
+            if ast.literal_eval(repr((args, kwargs))) != (args, kwargs):
+                raise ValueError
         except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
             raise TypeError(f"sandbox: arguments of {name}() must be Python literals") from None
-        self.send({"name": name, "args": args_text, "kwargs": kwargs_text})
+        self.send({"name": name, "args": args, "kwargs": kwargs})
         answer = self.receive()
         if "value" in answer:
             try:
                 return ast.literal_eval(answer["value"])
             except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
                 raise TypeError(f"sandbox: {name}() returned a value that is not a Python literal") from None
-        if "unrepresentable" in answer:
-            raise TypeError(f"sandbox: {name}() returned a {answer['unrepresentable']!s:.80}, which is not a Python literal")
         if "raised" in answer:
             raise _exception(answer)
         raise _Broken("the sandbox sent an unreadable message")
@@ -453,12 +452,26 @@ def _stop(proc: subprocess.Popen, uid: int | None, mode: str) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # bwrap (its namespace dies with it) or the fallback's worker
     except (ProcessLookupError, PermissionError):
         pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
+    _reap(proc, timeout=10)
     if mode == "root-fallback" and uid is not None:  # anything that left the group, e.g. by setsid()
         _kill_uid(uid)
+
+
+def _reap(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait at most ``timeout`` s for ``proc`` to exit: woken by its pidfd the moment it does (no polling sleeps)."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+    try:
+        proc.wait(timeout=0 if pidfd is not None else timeout)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def run_tests(solution: str, tests: str, timeout_s: float = 5.0, memory_mb: int = 512,
