@@ -108,7 +108,9 @@ def _unprivileged(args, uid=1_800_000_000 + os.getpid() % 100_000):
 
 @pytest.mark.skipif(not _available("bubblewrap"), reason="bubblewrap unavailable here")
 def test_hostile_suite_as_an_unprivileged_user():
-    records = _unprivileged(["bubblewrap"])
+    """As a plain user with 20 other processes of its own alive: a correct program passes, no hostile one escapes."""
+    control, *records = _unprivileged(["bubblewrap", "20"])
+    assert control == {"control": "passed", "isolation": "bubblewrap"}
     assert [r["name"] for r in records] == hostile.NAMES
     assert [r for r in records if r["escape"] or r["status"] == "passed"] == []
     assert {r["isolation"] for r in records} == {"bubblewrap"}
@@ -116,7 +118,7 @@ def test_hostile_suite_as_an_unprivileged_user():
 
 def test_fallback_refuses_an_unprivileged_user():
     """Without root the fallback can't drop privileges: nothing runs, and the error names why."""
-    [record] = _unprivileged(["root-fallback"])
+    [record] = _unprivileged(["root-fallback", "0"])
     assert "needs root" in record["unavailable"] and "bubblewrap" in record["unavailable"]
 
 
