@@ -4,6 +4,7 @@ from reprolib.errors import (
     CheckpointError,
     ConfigError,
     OutputExistsError,
+    OutputPathError,
     ReprolibError,
     TensorMismatchError,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "OutputExistsError",
+    "OutputPathError",
     "ReprolibError",
     "TensorMismatchError",
     "__version__",

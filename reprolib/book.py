@@ -4,16 +4,26 @@
 
 Parameters of a notebook come, later ones winning, from ``notebooks/params/<profile>.yaml``
 (``all:`` then the notebook's own section), then ``-f`` files, then ``-p name value`` pairs. A
-parameter given on the command line must be declared by at least one selected notebook.
+parameter given in a ``-f`` file or with ``-p`` must be declared by at least one selected notebook.
+Every value is checked, before anything runs, against the type of the parameter's default in the
+notebook's ``parameters`` cell: an int stays an int, a float accepts an int, a bool is only
+true/false, a str is taken as written; lists and mappings come only from ``-f`` files. A count or
+size (``n_*``, ``num_*``, ``*_size``, ``*_count``) must be at least 1. The profile is checked
+first too (a zoo profile name, or a paper profile whose every checkpoint is valid).
 
 Notebooks run into a staging folder; only when every selected notebook succeeded are they moved
-into ``book/executed/``. The HTML is built into a staging folder too and swapped into
-``book/_build`` only when jupyter-book succeeds, so a failure never leaves a half-built book.
+into ``book/executed/``. The generated pages (``book/_generated``) are written to a staging folder
+and swapped in only then, and put back as they were if the HTML build fails. The HTML is built
+into a staging folder too and swapped into ``book/_build`` only when jupyter-book succeeds, so a
+failure never leaves a half-built book.
 """
 
 from __future__ import annotations
 
+import ast
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,27 +82,145 @@ def _coerce(value: str):
         return value
 
 
-def notebook_parameters(stems: list[str], profile: str, cli: dict, files=()) -> dict[str, dict]:
-    """Per notebook: the parameters to inject (only the ones it declares)."""
-    profile_file = NOTEBOOKS / "params" / f"{profile}.yaml"
-    layered = yaml.safe_load(profile_file.read_text()) if profile_file.exists() else {}
-    from_files = {}
-    for f in files:
+TYPES = (bool, int, float, str, list, dict)
+COUNT = re.compile(r"^(n|num)_|_(size|count)$")      # names of counts and sizes: at least 1
+
+
+def parameter_types(declared: dict) -> dict[str, type | None]:
+    """Each parameter's type: that of its default in the ``parameters`` cell, else its annotation's
+    (None: unchecked, e.g. a default of None)."""
+    types = {}
+    for name, spec in declared.items():
         try:
-            from_files.update(yaml.safe_load(Path(f).read_text()) or {})
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"params file {f}: unreadable ({e})") from e
-    out, used = {}, set()
+            kind = type(ast.literal_eval(spec.get("default") or ""))
+        except (ValueError, SyntaxError, TypeError):
+            kind = None
+        if kind not in TYPES:
+            kind = {t.__name__: t for t in TYPES}.get(spec.get("inferred_type_name"))
+        types[name] = kind
+    return types
+
+
+def _kind_name(kind: type) -> str:
+    return {bool: "a bool (true or false)", int: "an int", float: "a float (or int)", str: "a str",
+            list: "a list", dict: "a mapping"}[kind]
+
+
+def _from_cli(raw: str, kind: type | None, where: str):
+    """A ``-p`` value (always a string) read as ``kind``."""
+    if kind is None:
+        return _coerce(raw)
+    if kind is str:
+        return raw
+    if kind is bool and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if kind is int and re.fullmatch(r"[+-]?[0-9]+", raw.strip()):
+        return int(raw)
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    if kind in (list, dict):
+        raise ConfigError(f"{where}: a {kind.__name__} parameter; give it in a -f YAML file, not with -p")
+    raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {raw!r}")
+
+
+def check_parameter(stem: str, name: str, value, spec: dict, kind: type | None, source: str):
+    """``value`` of parameter ``name`` (from ``source``) for notebook ``stem``, checked against the
+    notebook's declaration; ConfigError names the parameter, the notebook and the expected type."""
+    where = f"parameter '{name}' of notebook {stem} (from {source}; default {spec.get('default')})"
+    if source == "-p" and isinstance(value, str):
+        value = _from_cli(value, kind, where)
+    if kind is None:
+        return value
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite float, got {value!r}")
+    if kind is int and COUNT.search(name) and value < 1:
+        raise ConfigError(f"{where}: a count or size must be an int of at least 1, got {value!r}")
+    return value
+
+
+def _params_file(f: str | Path, sections: bool = False) -> dict:
+    """A YAML file of ``{name: value}`` (``sections``: ``{notebook or 'all': {name: value}}``)."""
+    try:
+        raw = yaml.safe_load(Path(f).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"params file {f}: unreadable ({' '.join(str(e).split())})") from e
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        shape = "{notebook: {name: value}}" if sections else "{name: value}"
+        raise ConfigError(f"params file {f}: must be a YAML mapping {shape}, got a {type(raw).__name__}")
+    mappings = {"": raw}
+    if sections:
+        for section, values in raw.items():
+            if values is not None and not isinstance(values, dict):
+                raise ConfigError(f"params file {f}: section {section!r} must be a mapping {{name: value}}, "
+                                  f"got a {type(values).__name__}")
+        mappings.update({str(k): v for k, v in raw.items() if v})
+    for d in mappings.values():
+        bad = [k for k in d if not isinstance(k, str)]
+        if bad:
+            raise ConfigError(f"params file {f}: names must be strings, got {bad[0]!r}")
+    return raw
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def notebook_parameters(stems: list[str], profile: str, cli: dict, files=()) -> dict[str, dict]:
+    """Per notebook: the parameters to inject (only the ones it declares), each checked
+    (``check_parameter``). ``cli``: ``-p`` values (strings, read by type) or already-typed values."""
+    profile_file = NOTEBOOKS / "params" / f"{Path(profile).name}.yaml"
+    layered = _params_file(profile_file, sections=True) if profile_file.exists() else {}
+    given = [(f"params file {f}", _params_file(f)) for f in files] + [("-p", dict(cli))]
+    declared = {stem: declared_parameters(stem) for stem in stems}
+    known = set().union(*declared.values())
+    for source, values in given:
+        if "profile" in values:
+            raise ConfigError(f"{source}: give the profile with --profile (checked before anything runs), "
+                              "not as a parameter")
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: parameter(s) {unknown} are not declared by notebook(s) {stems}; "
+                              f"see `papermill --help-notebook notebooks/<name>.ipynb`")
+    out = {}
     for stem in stems:
-        declared = declared_parameters(stem)
-        params = {"profile": profile, **(layered.get("all") or {}), **(layered.get(stem) or {}), **from_files, **cli}
-        out[stem] = {k: v for k, v in params.items() if k in declared}
-        used |= set(declared)
-    unknown = set(cli) - used
-    if unknown:
-        raise ConfigError(f"parameter(s) {sorted(unknown)} are not declared by notebook(s) {stems}; "
-                          f"see `papermill --help-notebook notebooks/<name>.ipynb`")
+        types = parameter_types(declared[stem])
+        where = _shown(profile_file)
+        layers = [("--profile", {"profile": profile}), (f"{where} all:", layered.get("all") or {}),
+                  (f"{where} {stem}:", layered.get(stem) or {}), *given]
+        params = {}
+        for source, values in layers:
+            for name, value in values.items():
+                if name in declared[stem]:
+                    params[name] = check_parameter(stem, name, value, declared[stem][name], types[name], source)
+        out[stem] = params
     return out
+
+
+def check_profile(profile: str) -> str:
+    """The ``--profile`` value, checked before anything runs: a zoo profile's name, or the absolute
+    path of a paper-profile YAML whose every checkpoint passes ``load_paper_profile``."""
+    from reprolib.paths import project_path
+    from reprolib.zoo.build import PROFILES
+    from reprolib.zoo.profiles import load_paper_profile, load_profile_evals
+
+    if profile in PROFILES:
+        return profile
+    path = project_path(profile)
+    if not path.is_file():
+        raise ConfigError(f"--profile {profile!r} is neither a zoo profile ({', '.join(PROFILES)}) "
+                          "nor a paper-profile YAML file")
+    load_paper_profile(path)
+    load_profile_evals(path)
+    return str(path.absolute())
 
 
 # ----------------------------------------------------------------------------- execution
@@ -196,12 +324,13 @@ def build_html(log=print) -> Path:
     return BOOK / "_build" / "html" / "index.html"
 
 
-def generated_pages(profile: str) -> None:
-    """Pages made from code: the methods table, and the build banner included by the Markdown pages."""
+def generated_pages(profile: str, gen: Path | None = None) -> Path:
+    """Pages made from code, into ``gen`` (default ``book/_generated``): the methods table, the
+    scoreboard, and the build banner included by the Markdown pages."""
     from reprolib.kit import scoreboard
     from reprolib.merge.registry import methods_markdown
 
-    gen = BOOK / "_generated"
+    gen = gen or BOOK / "_generated"
     gen.mkdir(exist_ok=True)
     (gen / "methods.md").write_text(methods_markdown() + "\n")
     (gen / "scoreboard.md").write_text(scoreboard.markdown(scoreboard.collect(ROOT / "results", profile), profile) + "\n")
@@ -210,6 +339,29 @@ def generated_pages(profile: str) -> None:
         f"```{{admonition}} This build\n:class: note\nProfile **{profile}**, built {when} from reprolib {git_commit()}. "
         "Every chapter page states the scale its numbers were computed at; numbers marked *paper* are the "
         "publications' own, transcribed.\n```\n")
+    return gen
+
+
+def publish(profile: str, html: bool = True, log=print) -> Path | None:
+    """Generate the pages into a staging folder and swap them into ``book/_generated``; with
+    ``html``, build the book, and put the previous pages back if the build fails."""
+    gen, tag = BOOK / "_generated", uuid.uuid4().hex[:8]
+    staged, old = BOOK / f".generated-{tag}", BOOK / f".generated-old-{tag}"
+    try:
+        generated_pages(profile, staged)
+        if gen.exists():
+            os.replace(gen, old)
+        try:
+            os.replace(staged, gen)
+            return build_html(log) if html else None
+        except BaseException:
+            shutil.rmtree(gen, ignore_errors=True)
+            if old.exists():
+                os.replace(old, gen)
+            raise
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv=None) -> int:
@@ -225,16 +377,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
+        profile = check_profile(args.profile)   # before anything runs or is written
         if not args.html_only:
             stems = args.only or chapter_notebooks()
             unknown = [s for s in stems if not (NOTEBOOKS / f"{s}.ipynb").exists()]
             if unknown:
                 raise ConfigError(f"no notebook(s) {unknown} in notebooks/ (known: {sorted(p.stem for p in NOTEBOOKS.glob('*.ipynb'))})")
-            cli = {name: _coerce(value) for name, value in args.p}
-            run_notebooks(stems, notebook_parameters(stems, args.profile, cli, args.f))
-        generated_pages(args.profile)          # after the notebooks: the scoreboard reads their summaries
-        if not args.no_html:
-            index = build_html()
+            run_notebooks(stems, notebook_parameters(stems, profile, dict(args.p), args.f))
+        index = publish(args.profile, html=not args.no_html)   # after the notebooks: the scoreboard reads their summaries
+        if index:
             print(f"[book] built {index} in {time.perf_counter() - t0:.0f} s")
     except ReprolibError as e:
         print(f"reprolib book: error: {e}", file=sys.stderr)

@@ -4,9 +4,45 @@
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 from reprolib.errors import ReprolibError
+
+# Signals that end a merge like Ctrl-C does: the temporary output folder is removed on the way out.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so that cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    for s in STOP_SIGNALS:  # a second signal must not interrupt the cleanup
+        signal.signal(s, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+@contextmanager
+def _stop_signals_interrupt():
+    """Within the block, SIGTERM/SIGHUP raise :class:`Stopped` (previous handlers restored after).
+    Only the main thread can take signals; elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _size(text: str) -> int:
@@ -19,8 +55,8 @@ def _size(text: str) -> int:
         value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except (ValueError, IndexError):
         raise ConfigError(f"--max-shard-size {text!r} is not a size (e.g. 2GB, 500MB)") from None
-    if value < 1:
-        raise ConfigError(f"--max-shard-size {text!r} must be positive")
+    if not math.isfinite(value) or value < 1:
+        raise ConfigError(f"--max-shard-size {text!r} must be a positive, finite size (e.g. 2GB, 500MB)")
     return int(value)
 
 
@@ -28,11 +64,15 @@ def _merge(args: argparse.Namespace) -> int:
     from reprolib.merge.config import load_config
     from reprolib.merge.engine import merge
 
-    spec = load_config(args.config)
+    from reprolib.io import check_output_path
+
+    check_output_path(args.out)
     max_shard = _size(args.max_shard_size)
-    merge(spec, args.out, device=args.device, block_elems=args.block_elems,
-          max_shard_bytes=max_shard, progress=not args.no_progress,
-          hash_inputs=not args.no_hash)
+    spec = load_config(args.config)
+    with _stop_signals_interrupt():
+        merge(spec, args.out, device=args.device, block_elems=args.block_elems,
+              max_shard_bytes=max_shard, progress=not args.no_progress,
+              hash_inputs=not args.no_hash)
     return 0
 
 
@@ -75,11 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ReprolibError as e:
-        print(f"reprolib: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("reprolib: interrupted; no output was written", file=sys.stderr)
-        return 130
+        return _error(str(e))
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        return _error(f"{where}{e.strerror or e}")
+    except ValueError as e:
+        return _error(str(e))
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"reprolib: interrupted ({signal.Signals(signum).name}); no output was written", file=sys.stderr)
+        return 128 + signum
+
+
+def _error(message: str) -> int:
+    """Print one line ``reprolib: error: ...`` to stderr; the exit status for bad input."""
+    print(f"reprolib: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -24,3 +24,8 @@ class OutputExistsError(ReprolibError):
 class EvalError(ReprolibError):
     """An evaluation cannot run or gave no usable score: a tokenizer without a chat template, an
     empty evaluation set, an unknown metric or a non-finite score."""
+
+
+class OutputPathError(ReprolibError):
+    """The output path cannot be created or written: it lies under a file, in a read-only folder,
+    has a name too long for the file system, or the disk filled up while writing."""

@@ -13,7 +13,10 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
+import socket
+import stat
 import struct
 import uuid
 from contextlib import contextmanager
@@ -23,7 +26,7 @@ from typing import Iterator
 
 import torch
 
-from reprolib.errors import CheckpointError, OutputExistsError
+from reprolib.errors import CheckpointError, OutputExistsError, OutputPathError
 
 # safetensors dtype names <-> torch dtypes
 DTYPES: dict[str, torch.dtype] = {
@@ -74,8 +77,66 @@ class TensorInfo:
         return math.prod(self.shape)
 
 
-def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
-    """Parse and validate a safetensors header; raise CheckpointError naming the file/tensor."""
+class _JSONObject(dict):
+    """A JSON object that remembers keys given more than once (``json`` keeps only the last)."""
+
+    duplicates: list[str]
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> _JSONObject:
+    obj = _JSONObject()
+    obj.duplicates = []
+    for key, value in pairs:
+        if key in obj:
+            obj.duplicates.append(key)
+        obj[key] = value
+    return obj
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_regular(path: Path, what: str = "safetensors file") -> None:
+    """Refuse FIFOs, devices and folders (reading a FIFO would hang)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from e
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path}: {what} is not a regular file")
+
+
+def _entry(path: Path, name: str, entry) -> tuple[torch.dtype, tuple[int, ...], int, int]:
+    """Validate one tensor's header entry: dtype name, shape of non-negative ints, two int offsets."""
+    where = f"{path}: tensor '{name}'"
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"{where}: header entry must be a JSON object, got {entry!r}")
+    if getattr(entry, "duplicates", None):
+        raise CheckpointError(f"{where}: header field '{entry.duplicates[0]}' is given twice")
+    for key in ("dtype", "shape", "data_offsets"):
+        if key not in entry:
+            raise CheckpointError(f"{where} has unsupported or missing field '{key}'")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise CheckpointError(f"{where} has unsupported or missing field 'dtype' = {dtype!r} "
+                              f"(supported: {', '.join(DTYPES)})")
+    if not isinstance(shape, list) or not all(_is_int(d) for d in shape):
+        raise CheckpointError(f"{where} has a malformed shape {shape!r} (must be a list of integers)")
+    if any(d < 0 for d in shape):
+        raise CheckpointError(f"{where} has a negative dimension in shape {shape}")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(x) for x in offsets):
+        raise CheckpointError(f"{where} has malformed data_offsets {offsets!r} (must be two integers)")
+    begin, end = offsets
+    nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+    if begin < 0 or end - begin != nbytes:
+        raise CheckpointError(f"{where}: byte range [{begin}, {end}) does not match shape {shape} {dtype}")
+    return DTYPES[dtype], tuple(shape), begin, end
+
+
+def _read_header_json(path: Path) -> tuple[dict, int, int]:
+    """(header object, bytes before the data, file size)."""
+    _check_regular(path)
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -91,44 +152,44 @@ def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e})") from e
     try:
-        header = json.loads(header_bytes.decode("utf-8"))
+        header = json.loads(header_bytes.decode("utf-8"), object_pairs_hook=_json_object)
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
     except (UnicodeDecodeError, ValueError) as e:
         raise CheckpointError(f"{path}: corrupt safetensors header ({e})") from e
+    if header.duplicates:
+        raise CheckpointError(f"{path}: tensor '{header.duplicates[0]}' appears twice in the safetensors header")
+    return header, 8 + n, size
+
+
+def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
+    """Parse and validate a safetensors header; raise CheckpointError naming the file/tensor.
+
+    Every tensor's data must be contiguous with the next one's, and the last tensor's data must
+    end exactly at the end of the file.
+    """
+    header, data_start, size = _read_header_json(path)
     metadata = header.pop("__metadata__", None) or {}
-    data_start = 8 + n
+    if not isinstance(metadata, dict) or getattr(metadata, "duplicates", None):
+        raise CheckpointError(f"{path}: malformed __metadata__ in the safetensors header")
     infos: dict[str, TensorInfo] = {}
-    data_end = 0
     for name, entry in header.items():
-        try:
-            dtype = DTYPES[entry["dtype"]]
-            shape = tuple(int(s) for s in entry["shape"])
-            begin, end = (int(x) for x in entry["data_offsets"])
-        except KeyError as e:
-            raise CheckpointError(f"{path}: tensor '{name}' has unsupported or missing field {e}") from e
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"{path}: tensor '{name}' has a malformed header entry ({e})") from e
-        if any(d < 0 for d in shape):
-            raise CheckpointError(f"{path}: tensor '{name}' has a negative dimension in shape {list(shape)}")
-        nbytes = math.prod(shape) * dtype.itemsize
-        if end - begin != nbytes or begin < 0:
-            raise CheckpointError(
-                f"{path}: tensor '{name}' byte range [{begin}, {end}) does not match shape {list(shape)} {entry['dtype']}"
-            )
-        data_end = max(data_end, end)
+        dtype, shape, begin, end = _entry(path, name, entry)
         infos[name] = TensorInfo(name, path, dtype, shape, data_start + begin, data_start + end)
-    expected = 0
+    expected, last = data_start, None
     for info in sorted(infos.values(), key=lambda t: (t.start, t.end)):
-        if info.start - data_start != expected:
+        if info.start != expected:
             raise CheckpointError(f"{path}: tensor '{info.name}' overlaps another or leaves a gap (data offsets are "
                                   "not contiguous)")
-        expected = info.end - data_start
-    if data_start + data_end > size:
-        culprit = max(infos.values(), key=lambda t: t.end).name
+        expected, last = info.end, info.name
+    if expected > size:
         raise CheckpointError(
-            f"{path}: truncated safetensors file: tensor '{culprit}' ends at byte {data_start + data_end}, file has {size}"
+            f"{path}: truncated safetensors file: tensor '{last}' ends at byte {expected}, file has {size}"
         )
+    if expected < size:
+        after = f"after tensor '{last}'" if last else "after the header"
+        raise CheckpointError(f"{path}: {size - expected} unexpected trailing byte(s) {after} "
+                              f"(data ends at byte {expected}, file has {size})")
     return infos, metadata
 
 
@@ -140,17 +201,20 @@ def read_tensor_range(info: TensorInfo, start: int = 0, end: int | None = None) 
     if nbytes <= 0:
         return torch.empty(0, dtype=info.dtype)
     buf = bytearray(nbytes)
-    fd = os.open(info.file, os.O_RDONLY)
     try:
-        view = memoryview(buf)
-        got, offset = 0, info.start + start * esize
-        while got < nbytes:
-            n = os.preadv(fd, [view[got:]], offset + got)
-            if n == 0:
-                raise CheckpointError(f"{info.file}: truncated while reading tensor '{info.name}'")
-            got += n
-    finally:
-        os.close(fd)
+        fd = os.open(info.file, os.O_RDONLY)
+        try:
+            view = memoryview(buf)
+            got, offset = 0, info.start + start * esize
+            while got < nbytes:
+                n = os.preadv(fd, [view[got:]], offset + got)
+                if n == 0:
+                    raise CheckpointError(f"{info.file}: truncated while reading tensor '{info.name}'")
+                got += n
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise CheckpointError(f"{info.file}: cannot read tensor '{info.name}' ({e.strerror or e})") from e
     return torch.frombuffer(buf, dtype=info.dtype)
 
 
@@ -171,6 +235,8 @@ class Checkpoint:
         if not self.path.exists():
             raise CheckpointError(f"{self.path}: checkpoint does not exist")
         self.config: dict = {}
+        if not (self.path.is_file() or self.path.is_dir()):
+            raise CheckpointError(f"{self.path}: checkpoint is neither a regular file nor a folder")
         if self.path.is_file():
             if self.path.suffix in PICKLE_SUFFIXES:
                 raise CheckpointError(f"{self.path}: pickle weights are refused (pickle can execute code); "
@@ -182,6 +248,7 @@ class Checkpoint:
             files = self._weight_files(folder)
             cfg = folder / "config.json"
             if cfg.exists():
+                _check_regular(cfg, "config.json")
                 try:
                     self.config = json.loads(cfg.read_text())
                 except (OSError, ValueError) as e:
@@ -195,7 +262,9 @@ class Checkpoint:
             infos, _ = _parse_header(f)
             for name, info in infos.items():
                 if name in self.tensors:
-                    raise CheckpointError(f"{self.path}: tensor '{name}' is stored twice ({self.tensors[name].file.name}, {f.name})")
+                    first = _relative(self.tensors[name].file, folder)
+                    raise CheckpointError(
+                        f"{self.path}: tensor '{name}' is stored twice ({first}, {_relative(f, folder)})")
                 self.tensors[name] = info
         if not self.tensors:
             raise CheckpointError(f"{self.path}: checkpoint holds no tensors")
@@ -204,16 +273,10 @@ class Checkpoint:
     def _weight_files(folder: Path) -> list[Path]:
         index = folder / "model.safetensors.index.json"
         if index.exists():
-            try:
-                weight_map = json.loads(index.read_text())["weight_map"]
-                files = sorted({folder / f for f in weight_map.values()})
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-                raise CheckpointError(f"{index}: unreadable safetensors index ({type(e).__name__}: {e})") from e
-            missing = [str(f) for f in files if not f.exists()]
-            if missing:
-                raise CheckpointError(f"{index}: lists shard(s) that do not exist: {', '.join(missing)}")
-            return files
+            return _indexed_shards(index)
         files = sorted(folder.glob("*.safetensors"))
+        for f in files:
+            _check_regular(f)
         if files:
             return files
         pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -252,7 +315,43 @@ class Checkpoint:
         """Config and tokenizer files beside the weights (none for a bare .safetensors file)."""
         if self.path.is_file():
             return []
-        return [self.folder / f for f in SIDE_FILES if (self.folder / f).exists()]
+        return [self.folder / f for f in SIDE_FILES if (self.folder / f).is_file()]
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """``path`` relative to ``folder`` (POSIX separators), or its name when it lies elsewhere."""
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _indexed_shards(index: Path) -> list[Path]:
+    """The shards a ``model.safetensors.index.json`` lists: each must be a regular file inside the
+    index's folder (named by a relative path without ``..``; symlinks, as in the HF cache, are followed)."""
+    folder = index.parent
+    try:
+        _check_regular(index, "safetensors index")
+        weight_map = json.loads(index.read_text())["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{index}: unreadable safetensors index ({type(e).__name__}: {e})") from e
+    files, missing = [], []
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise CheckpointError(f"{index}: unreadable safetensors index (shard name {name!r} is not a file name)")
+        rel = os.path.normpath(name)
+        if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
+            raise CheckpointError(f"{index}: shard '{name}' lies outside the checkpoint folder {folder}")
+        f = folder / rel
+        if not f.exists():
+            missing.append(str(f))
+        elif not f.is_file():
+            raise CheckpointError(f"{index}: shard '{name}' is not a regular file")
+        files.append(f)
+    if missing:
+        raise CheckpointError(f"{index}: lists shard(s) that do not exist: {', '.join(missing)}")
+    return files
 
 
 # ----------------------------------------------------------------------------- writing
@@ -362,26 +461,139 @@ class ShardedWriter:
             self._file = None
 
 
+TMP_MARKER = ".reprolib-partial.json"   # in every temporary output folder: who is writing it
+_TMP_NAME = re.compile(r"^\..+\.tmp-[0-9a-f]{8}$")
+_TMP_KEEP = 60                          # characters of the output's name kept in its temporary sibling's name
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def check_output_path(out: str | os.PathLike) -> None:
+    """Refuse, before any work, an output path that cannot be created as a new folder: one that
+    exists (a dangling symlink included), lies under a file, in a read-only folder, or has a name
+    longer than the file system allows. Creates nothing."""
+    out = Path(out)
+    if os.path.lexists(out):
+        raise OutputExistsError(f"{out}: output path already exists; choose a new path or remove it")
+    ancestor, missing = out.parent, [out.name]
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        missing.append(ancestor.name)
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputPathError(f"{out}: cannot create the output: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{out}: cannot create the output: {ancestor} is not writable")
+    limit = _name_max(ancestor)
+    for name in missing:
+        if len(os.fsencode(name)) > limit:
+            raise OutputPathError(f"{out}: cannot create the output: the name '{name[:40]}...' is "
+                                  f"{len(os.fsencode(name))} bytes; the file system allows {limit}")
+
+
+def _owner() -> dict:
+    """Who writes a temporary output: this process, its host and its PID namespace (containers)."""
+    try:
+        pid_ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pid_ns = ""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "pid_ns": pid_ns}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_outputs(folder: str | os.PathLike) -> list[Path]:
+    """Remove temporary output folders left in ``folder`` by reprolib processes that died (SIGKILL,
+    power loss). Only folders named ``.<name>.tmp-<8 hex>`` holding reprolib's marker file, written
+    on this host and in this PID namespace by a process that no longer exists, are removed. Returns them."""
+    me, removed = _owner(), []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for tmp in entries:
+        if not _TMP_NAME.match(tmp.name) or tmp.is_symlink() or not tmp.is_dir():
+            continue
+        try:
+            owner = json.loads((tmp / TMP_MARKER).read_text())
+            pid, same_place = owner["pid"], all(owner[k] == me[k] for k in ("host", "pid_ns"))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if same_place and _is_int(pid) and pid > 0 and not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the folders created, outermost first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for d in reversed(folders):
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
 @contextmanager
 def atomic_output_dir(out: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling folder that is renamed to ``out`` only if the block succeeds.
 
-    Refuses an ``out`` that already exists. On any exception (including KeyboardInterrupt) the
-    temporary folder is removed, so nothing half-written is ever left behind.
+    Refuses an ``out`` that already exists or cannot be created (:func:`check_output_path`). On
+    any exception (including KeyboardInterrupt) the temporary folder and the parent folders made
+    for it are removed, so nothing half-written is ever left behind; an OSError (disk full, ...)
+    becomes an OutputPathError naming ``out``. The folder holds a marker naming this process until
+    the rename, so :func:`remove_stale_outputs` (run here first) can clear it if this process is killed.
     """
     out = Path(out)
-    if out.exists():
-        raise OutputExistsError(f"{out}: output path already exists; choose a new path or remove it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    check_output_path(out)
+    remove_stale_outputs(out.parent)
+    created: list[Path] = []
+    tmp = out.parent / f".{out.name[:_TMP_KEEP]}.tmp-{uuid.uuid4().hex[:8]}"
+    made_tmp = False
     try:
+        created = _make_parents(out.parent)
+        tmp.mkdir()
+        made_tmp = True
+        (tmp / TMP_MARKER).write_text(json.dumps(_owner()))
         yield tmp
-        if out.exists():
+        (tmp / TMP_MARKER).unlink()
+        if os.path.lexists(out):
             raise OutputExistsError(f"{out}: output path appeared while merging; refusing to overwrite")
         os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as e:
+        if made_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
+        if isinstance(e, OSError):
+            raise OutputPathError(f"{out}: cannot write the output ({e.strerror or e})") from e
         raise
 
 
@@ -397,9 +609,15 @@ def sha256_file(path: str | os.PathLike, block: int = 8 * 1024 * 1024) -> str:
 
 
 def checkpoint_hashes(ckpt: Checkpoint) -> dict[str, str]:
-    """sha256 of every weight file and config of a checkpoint, keyed by file name."""
+    """sha256 of every weight file and config of a checkpoint, keyed by path relative to its folder."""
     files = list(ckpt.files) + [p for p in ckpt.side_files() if p.name == "config.json"]
-    return {p.name: sha256_file(p) for p in files}
+    hashes = {}
+    for p in files:
+        try:
+            hashes[_relative(p, ckpt.folder)] = sha256_file(p)
+        except OSError as e:
+            raise CheckpointError(f"{p}: cannot read ({e.strerror or e})") from e
+    return hashes
 
 
 def package_versions() -> dict[str, str]:

@@ -5,6 +5,11 @@ Roles are the zoo's names (``base``, ``instruct``, ``math``, ``code``, ``ua``, `
 training-seed replicate of a role is ``<role>_s<k>``; seed 0 is the role itself. Chapters ask
 ``models.has(role)`` before using a replicate, so a paper profile with one checkpoint per role
 runs with one seed (and its claims say so).
+
+Weights are only ever read from safetensors (``Checkpoint``, ``from_pretrained(use_safetensors=True)``).
+A model's fingerprint, its identity in cache keys, includes the sha256 of its weight and side files
+(config, tokenizer), so two checkpoints with the same shapes, sizes and dates never share a cached
+score; digests are remembered by ``reprolib.cache.FileHashes`` so unchanged files are hashed once.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from reprolib.cache import FileHashes
 from reprolib.errors import ConfigError
 
 
@@ -27,12 +33,15 @@ class Models:
     """Checkpoints by role, loaded once and kept as float32 state dicts (the zoo is small; for
     paper-scale checkpoints use the streaming engine, ``reprolib.merge.merge``)."""
 
-    def __init__(self, profile: str = "mini", root: str | Path = "zoo", progress: bool = True):
+    def __init__(self, profile: str = "mini", root: str | Path = "zoo", progress: bool = True,
+                 hashes: str | Path | None = None):
+        """``hashes``: a sidecar file remembering the weight files' sha256 across runs (else in memory)."""
         from reprolib.zoo.build import PROFILES, Zoo
 
         self.profile = profile
         self._sds: dict[str, dict[str, torch.Tensor]] = {}
         self._fingerprints: dict[str, str] = {}
+        self._hashes = FileHashes(hashes)
         if profile in PROFILES:
             self.zoo, self.roles, self.lm_eval = Zoo(profile, root=root, progress=progress), None, {}
         else:
@@ -71,10 +80,10 @@ class Models:
         return AutoTokenizer.from_pretrained(self.path(role))
 
     def load(self, role: str):
-        """A fresh ``AutoModelForCausalLM`` (float32, eval mode)."""
+        """A fresh ``AutoModelForCausalLM`` (float32, eval mode), from safetensors only."""
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(self.path(role), dtype=torch.float32).eval()
+        return AutoModelForCausalLM.from_pretrained(self.path(role), dtype=torch.float32, use_safetensors=True).eval()
 
     def state_dict(self, role: str) -> dict[str, torch.Tensor]:
         """The role's weights as float32 tensors (cached; treat as read-only)."""
@@ -86,20 +95,18 @@ class Models:
         return self._sds[role]
 
     def fingerprint(self, role: str) -> str:
-        """A short identity of the role's weights for cache keys: the zoo's recipe hash, or for a
-        paper checkpoint the sha256 of its safetensors headers, sizes and modification times."""
-        if self.is_zoo:
-            return self.zoo.model_hash(role)
-        if role in self._fingerprints:
-            return self._fingerprints[role]
-        h = hashlib.sha256()
-        for f in sorted(Path(self.path(role)).glob("*.safetensors")):
-            st = f.stat()
-            with open(f, "rb") as fh:
-                header_len = int.from_bytes(fh.read(8), "little")
-                h.update(fh.read(min(header_len, 100 << 20)))
-            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-        self._fingerprints[role] = h.hexdigest()[:16]
+        """A short identity of the role's weights for cache keys: the sha256 of its safetensors and
+        side files (config, tokenizer), and for a zoo model its recipe hash too."""
+        if role not in self._fingerprints:
+            from reprolib.io import SIDE_FILES, Checkpoint
+
+            folder = Path(self.path(role))
+            files = Checkpoint(folder).files + [folder / f for f in ("model.safetensors.index.json", *SIDE_FILES)
+                                                 if (folder / f).exists()]
+            ident = {"files": {f.relative_to(folder).as_posix(): self._hashes.sha256(f) for f in sorted(set(files))}}
+            if self.is_zoo:
+                ident["recipe"] = self.zoo.model_hash(role)
+            self._fingerprints[role] = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
         return self._fingerprints[role]
 
     def describe(self) -> dict:

@@ -50,7 +50,9 @@ def _sd(path):
 
 
 @pytest.mark.parametrize("text,method,params,model_params,dtype", [
-    (MERGEKIT_TIES, "ties", {"lambda": 0.9}, [{"weight": 1.0, "density": 0.7}, {"weight": 0.5, "density": 0.5}], torch.float32),
+    # no `normalize` in the YAML: mergekit's default (true) → divisor weights, signs elected from weighted deltas
+    (MERGEKIT_TIES, "ties", {"lambda": 0.9, "divisor": "weights", "elect": "weighted"},
+     [{"weight": 1.0, "density": 0.7}, {"weight": 0.5, "density": 0.5}], torch.float32),
     (MERGEKIT_TA, "task_arithmetic", {}, [{"weight": 0.6}, {"weight": 0.4}], torch.bfloat16),
 ])
 def test_merge_yaml(family, tmp_path, text, method, params, model_params, dtype):
@@ -113,7 +115,7 @@ def test_mergekit_dare_density_is_a_keep_rate(family):
     # with drop_rate given, density keeps its TIES meaning (LATA's p = 0.1, k = 0.9)
     spec = spec_from_dict({"merge_method": "dare_ties", "base_model": "b", "models": ["a"],
                            "parameters": {"drop_rate": 0.1, "density": 0.9}})
-    assert spec.params == {"drop_rate": 0.1, "density": 0.9}
+    assert spec.params == {"drop_rate": 0.1, "density": 0.9, "divisor": "none", "elect": "weighted"}  # + mergekit's defaults
 
 
 def test_linear_keeps_a_model_equal_to_base_model():

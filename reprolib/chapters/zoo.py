@@ -22,6 +22,6 @@ def zoo_table(models, scorer, groups):
         prov = json.loads((models.path(r.name) / "provenance.json").read_text())
         s = scorer.score_role(r.name, METRICS)["scores"]
         rows.append({"model": r.name, "parent": r.parent or "—", "group": r.group, "trained on": ", ".join(r.tasks) or "corpus",
-                     "steps": prov["train"].get("steps"), **{m: s[m] for m in METRICS}, "hash": models.fingerprint(r.name)})
+                     "steps": prov["train"].get("steps"), **{m: s[m] for m in METRICS}, "hash": models.zoo.model_hash(r.name)})
     pd.options.display.float_format = "{:.4g}".format
     return pd.DataFrame(rows)

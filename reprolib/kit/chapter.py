@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from reprolib.cache import ResultCache
+from reprolib.cache import HASHES_FILE, ResultCache
 from reprolib.claims import ClaimRegistry
 from reprolib.kit.scorer import Scorer
 from reprolib.models import Models, seeded
@@ -75,7 +75,7 @@ def open_chapter(paper: str | None, chapter: str, *, profile: str = "mini", zoo_
     from reprolib.zoo.report import eval_sets
 
     torch.set_num_threads(threads)
-    models = Models(profile, root=project_path(zoo_root), progress=False)
+    models = Models(profile, root=project_path(zoo_root), progress=False, hashes=project_path(cache_dir) / HASHES_FILE)
     seeds = [s for s in range(n_seeds) if all(models.has(seeded(r, s)) for r in seeded_roles)]
     out = project_path(out_dir) / chapter / Path(profile).stem
     out.mkdir(parents=True, exist_ok=True)

@@ -99,7 +99,8 @@ def glue(values: dict) -> dict:
 
 def write_summary(path: str | Path, summary: dict) -> Path:
     """Write a page's results as strict JSON (NaN → null), atomically, with provenance (commit,
-    package versions, time); the models' fingerprints and the settings are the caller's part."""
+    package versions, the code sandbox's isolation, time); the models' fingerprints and the settings
+    are the caller's part."""
 
     def clean(x):
         if isinstance(x, float) and not math.isfinite(x):
@@ -112,10 +113,11 @@ def write_summary(path: str | Path, summary: dict) -> Path:
             return clean(x.item())
         return x
 
+    from reprolib.evals.sandbox import describe
     from reprolib.io import package_versions
 
     path = Path(path)
-    summary = {**summary, "provenance": {"commit": git_commit(), "versions": package_versions(),
+    summary = {**summary, "provenance": {"commit": git_commit(), "versions": package_versions(), "code_sandbox": describe(),
                                          "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
     tmp.write_text(json.dumps(clean(summary), indent=1, allow_nan=False, default=str) + "\n")

@@ -23,13 +23,14 @@ from typing import Any, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from reprolib.errors import ConfigError, OutputExistsError, TensorMismatchError
+from reprolib.errors import ConfigError, TensorMismatchError
 from reprolib.io import (
     FLOAT_DTYPES,
     Checkpoint,
     ShardedWriter,
     TensorInfo,
     atomic_output_dir,
+    check_output_path,
     checkpoint_hashes,
     read_tensor_range,
     package_versions,
@@ -336,55 +337,90 @@ def merge(spec: MergeSpec, out: str | Path, device: str = "cpu", block_elems: in
     """Merge the checkpoints of ``spec`` into the new HF folder ``out``; return its path.
 
     Writes weights (sharded safetensors + index when over ``max_shard_bytes``), the reference
-    model's config/tokenizer files and ``provenance.json`` (input sha256, method, resolved
-    parameters, seed, derived statistics, package versions). Refuses an existing ``out``.
+    model's config/tokenizer files (``torch_dtype`` set to the output dtype) and ``provenance.json``
+    (input sha256, method, resolved parameters, seed, derived statistics, package versions).
+    Refuses an existing or uncreatable ``out`` before any work; everything is written to a
+    temporary sibling folder that is renamed to ``out`` only when complete.
     """
     t0 = time.perf_counter()
     out = Path(out)
-    if out.exists():
-        raise OutputExistsError(f"{out}: output path already exists; choose a new path or remove it")
+    check_output_path(out)
     _check_device(device)
     if block_elems < 1:
         raise ConfigError(f"parameter 'block_elems' = {block_elems} must be positive")
+    if not isinstance(max_shard_bytes, int) or isinstance(max_shard_bytes, bool) or max_shard_bytes < 1:
+        raise ConfigError(f"parameter 'max_shard_bytes' = {max_shard_bytes!r} must be a positive integer")
+    with atomic_output_dir(out) as tmp:
+        n = _merge_into(tmp, spec, device, block_elems, max_shard_bytes, progress, hash_inputs)
+    if progress:
+        tqdm.write(f"merged {n} tensors into {out} in {time.perf_counter() - t0:.1f} s")
+    return out
+
+
+def _merge_into(tmp: Path, spec: MergeSpec, device: str, block_elems: int, max_shard_bytes: int,
+                progress: bool, hash_inputs: bool) -> int:
+    """The body of :func:`merge`, writing into the (temporary) folder ``tmp``; returns the tensor count."""
     inputs = _open_inputs(spec)
     plan = _plan(inputs, spec.dtype)
     method = inputs.method
     extra, densities, global_thr = _statistics(inputs, plan, spec.seed, lambda desc, ex: _float_blocks(
         inputs, plan, block_elems, device, spec.seed, ex, desc, progress))
     ref_role = inputs.reference_role
-
-    with atomic_output_dir(out) as tmp:
-        writer = ShardedWriter(tmp, [(n, d, infos[ref_role].shape) for n, infos, d in plan],
-                               max_shard_bytes=max_shard_bytes, metadata={"reprolib_method": spec.method})
-        try:
-            for name, infos, out_dt in tqdm(plan, desc=f"merge ({spec.method})", unit="tensor", disable=not progress):
-                ref = infos[ref_role]
-                ranges = _ranges(ref.numel, block_elems)
-                if ref.dtype not in FLOAT_DTYPES:  # integer buffers: copied from the reference model
-                    for j, (start, end) in enumerate(ranges):
-                        writer.write(name, read_tensor_range(ref, start, end), last=j == len(ranges) - 1)
-                    continue
-
-                def block_at(start, end, thresholds):
-                    return _make_block(inputs, name, _reader(infos, start, end, device),
-                                       start, end, ref.numel, spec.seed, extra, thresholds)
-
-                thresholds = _tensor_thresholds(inputs, densities, global_thr, ranges, ref.numel, block_at)
+    writer = ShardedWriter(tmp, [(n, d, infos[ref_role].shape) for n, infos, d in plan],
+                           max_shard_bytes=max_shard_bytes, metadata={"reprolib_method": spec.method})
+    try:
+        for name, infos, out_dt in tqdm(plan, desc=f"merge ({spec.method})", unit="tensor", disable=not progress):
+            ref = infos[ref_role]
+            ranges = _ranges(ref.numel, block_elems)
+            if ref.dtype not in FLOAT_DTYPES:  # integer buffers: copied from the reference model
                 for j, (start, end) in enumerate(ranges):
-                    blk = block_at(start, end, thresholds)
-                    merged = _cast(method.combine(blk, method.vectors(blk)), out_dt, name)
-                    writer.write(name, merged.cpu(), last=j == len(ranges) - 1)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        for f in inputs.reference.side_files():
-            shutil.copy2(f, tmp / f.name)
-        prov = _provenance(spec, inputs, extra, hash_inputs)
-        (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
-    if progress:
-        tqdm.write(f"merged {len(plan)} tensors into {out} in {time.perf_counter() - t0:.1f} s")
-    return out
+                    writer.write(name, read_tensor_range(ref, start, end), last=j == len(ranges) - 1)
+                continue
+
+            def block_at(start, end, thresholds):
+                return _make_block(inputs, name, _reader(infos, start, end, device),
+                                   start, end, ref.numel, spec.seed, extra, thresholds)
+
+            thresholds = _tensor_thresholds(inputs, densities, global_thr, ranges, ref.numel, block_at)
+            for j, (start, end) in enumerate(ranges):
+                blk = block_at(start, end, thresholds)
+                merged = _cast(method.combine(blk, method.vectors(blk)), out_dt, name)
+                writer.write(name, merged.cpu(), last=j == len(ranges) - 1)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    _copy_side_files(inputs.reference, tmp, spec.dtype)
+    prov = _provenance(spec, inputs, extra, hash_inputs)
+    (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
+    return len(plan)
+
+
+def _copy_side_files(ref: Checkpoint, folder: Path, dtype: str | None) -> None:
+    """Copy the reference model's config and tokenizer files; with an output ``dtype``, config.json's
+    ``torch_dtype`` (and transformers 5's ``dtype``) say it."""
+    for f in ref.side_files():
+        if f.name == "config.json" and dtype is not None:
+            config = _with_dtype(ref.config, dtype)
+            if config != ref.config:
+                (folder / f.name).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+                continue
+        shutil.copy2(f, folder / f.name)
+
+
+def _with_dtype(config: dict, dtype: str) -> dict:
+    """A copy of an HF config whose dtype keys (top level and sub-configs) name ``dtype``."""
+    def fix(cfg: dict) -> dict:
+        out = {k: fix(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+        for key in ("torch_dtype", "dtype"):
+            if isinstance(out.get(key), str):
+                out[key] = dtype
+        return out
+
+    config = fix(config)
+    if "torch_dtype" not in config and "dtype" not in config:
+        config["torch_dtype"] = dtype
+    return config
 
 
 def _tensor_thresholds(inputs: _Inputs, densities, global_thr, ranges, numel: int, block_at) -> list:

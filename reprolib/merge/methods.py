@@ -103,7 +103,8 @@ def disjoint_mean(values: Tensor, agree: Tensor, weights: Sequence[float] | None
     """TIES "disjoint merge" (Alg. 1 step 3): Σ over models whose entry agrees with the elected sign, divided by
 
     ``"count"`` — the number of agreeing models (TIES paper, PEFT; the default);
-    ``"weights"`` — Σ w_i over agreeing models (mergekit ``normalize: true``);
+    ``"weights"`` — Σ w_i over agreeing models (mergekit ``normalize: true``; where that sum is
+    below 1e-8 in magnitude the entry is not divided, as mergekit does where it is exactly 0);
     ``"none"`` — no division (mergekit ``normalize: false``).
     """
     kept = (values * agree).sum(dim=0)
@@ -117,26 +118,32 @@ def disjoint_mean(values: Tensor, agree: Tensor, weights: Sequence[float] | None
 
 
 def ties_vector(task_vectors: Sequence[Tensor], weights: Sequence[float], density: float,
-                thresholds: Sequence[float] | None = None, divisor: str = "count") -> Tensor:
+                thresholds: Sequence[float] | None = None, divisor: str = "count",
+                elect: str = "unweighted") -> Tensor:
     """TIES merged task vector τ_m (Yadav et al. 2023, Alg. 1): trim, elect sign, disjoint mean.
 
     Conventions (PEFT's, which the TIES paper's unweighted case reduces to): the sign is elected
     from the *unweighted* trimmed vectors; weights multiply the values in the disjoint mean's
     numerator; the divisor is the count of agreeing models (see :func:`disjoint_mean`).
+    ``elect="weighted"`` elects from the weighted trimmed vectors w_i·τ̂_i instead, and an entry
+    agrees when the sign of w_i·τ̂_i is the elected one (mergekit's ``consensus_method: sum``).
     """
+    if elect not in ("unweighted", "weighted"):
+        raise ValueError(f"parameter 'elect' = {elect!r} is not one of ['unweighted', 'weighted']")
     if thresholds is None:
         thresholds = [None] * len(task_vectors)
     trimmed = torch.stack([magnitude_prune(t, density, thr) for t, thr in zip(task_vectors, thresholds)])
-    agree = elect_sign_mask(trimmed)
     w = torch.tensor(list(weights), dtype=trimmed.dtype, device=trimmed.device)
     weighted = trimmed * w.view((-1,) + (1,) * (trimmed.dim() - 1))
+    agree = elect_sign_mask(weighted if elect == "weighted" else trimmed)
     return disjoint_mean(weighted, agree, weights, divisor)
 
 
 def ties(base: Tensor, task_vectors: Sequence[Tensor], weights: Sequence[float], density: float,
-         scale: float = 1.0, thresholds: Sequence[float] | None = None, divisor: str = "count") -> Tensor:
+         scale: float = 1.0, thresholds: Sequence[float] | None = None, divisor: str = "count",
+         elect: str = "unweighted") -> Tensor:
     """θ = θ_base + λ τ_m with τ_m from :func:`ties_vector` (TIES Alg. 1 step 4)."""
-    return base + scale * ties_vector(task_vectors, weights, density, thresholds, divisor)
+    return base + scale * ties_vector(task_vectors, weights, density, thresholds, divisor, elect)
 
 
 # ----------------------------------------------------------------------------- DARE

@@ -26,7 +26,12 @@ from reprolib.merge import methods as M
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter: type, default and allowed range (``low``/``high`` inclusive unless open)."""
+    """One parameter: type, default and allowed range (``low``/``high`` inclusive unless open).
+
+    ``omit_default``: :meth:`Method.resolve` leaves the parameter out while it has its default, so
+    a parameter added later (whose default is the arithmetic from before it existed) changes no
+    resolved parameter set, hence no results-cache key (:func:`reprolib.kit.scorer.resolved`).
+    """
 
     name: str
     kind: type
@@ -37,12 +42,17 @@ class Param:
     open_low: bool = False
     open_high: bool = False
     choices: tuple | None = None
+    omit_default: bool = False
 
     def validate(self, value: Any, where: str) -> Any:
         if value is None and self.default is None:
             return None
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ConfigError(f"{where}: parameter '{self.name}' = an integer of about "
+                                  f"{int(value.bit_length() * math.log10(2)) + 1} digits is too large") from None
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: parameter '{self.name}' must be true/false, got {value!r}")
@@ -52,7 +62,7 @@ class Param:
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{where}: parameter '{self.name}' = {value!r} is not one of {list(self.choices)}")
         if self.kind in (int, float):
-            if not math.isfinite(value):
+            if self.kind is float and not math.isfinite(value):
                 raise ConfigError(f"{where}: parameter '{self.name}' = {value!r} is not finite")
             lo_bad = self.low is not None and (value <= self.low if self.open_low else value < self.low)
             hi_bad = self.high is not None and (value >= self.high if self.open_high else value > self.high)
@@ -129,7 +139,9 @@ class Method:
             if key not in known and key not in per_model:
                 raise ConfigError(f"{where}: method '{self.name}' has no parameter '{key}' (known: {sorted(known) + sorted(per_model)})")
         for p in self.params:
-            out[p.name] = p.validate(params.get(p.name, p.default), where)
+            value = p.validate(params.get(p.name, p.default), where)
+            if not (p.omit_default and value == p.default):
+                out[p.name] = value
         resolved_models = []
         for i, mp in enumerate(model_params):
             for key in mp:
@@ -177,8 +189,12 @@ SCALE = Param("lambda", float, 1.0, "global scale λ of the merged task vector")
 SCOPE = Param("topk_scope", str, "tensor",
               "'tensor': top-k within each tensor (mergekit/PEFT); 'model': over the whole task vector (TIES paper)",
               choices=("tensor", "model"))
-DIVISOR = Param("divisor", str, "count", "disjoint-mean divisor: 'count' (TIES paper), 'weights' or 'none' (mergekit normalize true/false)",
+DIVISOR = Param("divisor", str, "count", "disjoint-mean divisor: 'count' (TIES paper), 'weights' or 'none' (mergekit normalize "
+                "true/false; a mergekit YAML without 'normalize' gets mergekit's default: weights for ties, none for dare_ties)",
                 choices=("count", "weights", "none"))
+ELECT = Param("elect", str, "unweighted",
+              "TIES sign election from Σ of the 'unweighted' trimmed τ_i (TIES paper, PEFT) or of the 'weighted' "
+              "w_i·τ_i (mergekit; a mergekit YAML's default)", choices=("unweighted", "weighted"), omit_default=True)
 DROP = Param("drop_rate", float, 0.0, "DARE drop rate p (fraction DROPPED)", low=0.0, high=1.0, open_high=True)
 
 
@@ -248,13 +264,13 @@ def _ties_combine(b: Block, vs: list[torch.Tensor], origin: torch.Tensor | None 
     """TIES over ``vs`` with the per-model trim thresholds the engine computed (per tensor or whole
     model), added to ``origin`` (default: the base)."""
     return M.ties(b.base if origin is None else origin, vs, b.weights(), density=1.0, scale=b.params["lambda"],
-                  thresholds=b.thresholds, divisor=b.params["divisor"])
+                  thresholds=b.thresholds, divisor=b.params["divisor"], elect=b.params.get("elect", "unweighted"))
 
 
 register(Method(
     "ties", M.ties_vector.__doc__ + "\n\nθ = θ_base + λ τ_m (TIES Alg. 1).",
     combine=_ties_combine,
-    params=(SCALE, SCOPE, DIVISOR), model_params=(WEIGHT, DENSITY), density=_per_model_density, min_models=1,
+    params=(SCALE, SCOPE, DIVISOR, ELECT), model_params=(WEIGHT, DENSITY), density=_per_model_density, min_models=1,
 ))
 
 register(Method(
@@ -269,7 +285,7 @@ register(Method(
     "trimmed to its top-k magnitudes (k = ``density``; 1.0 = no trim, PEFT's `dare_ties`), signs are "
     "elected and the disjoint mean is scaled by λ.",
     combine=_ties_combine, vectors=_with_dare,
-    params=(SCALE, DROP, SCOPE, DIVISOR), model_params=(WEIGHT, DENSITY), density=_per_model_density, random=True,
+    params=(SCALE, DROP, SCOPE, DIVISOR, ELECT), model_params=(WEIGHT, DENSITY), density=_per_model_density, random=True,
 ))
 
 
