@@ -72,3 +72,12 @@ def tiny_zoo(tmp_path_factory):
     zoo = Zoo("tiny", root=tmp_path_factory.mktemp("zoo"), progress=False)
     zoo.build(zoo.names(GROUPS))
     return zoo
+
+
+@pytest.fixture(scope="module")
+def seed(data) -> list[str]:
+    """The seed text of the module's ``data`` (a published transcription), 1-based: ``seed[n]`` is
+    line n; skips, saying where it looked, when ``../shared/seeds`` is absent."""
+    from test_published_seed import seed_lines
+
+    return seed_lines(data["seed_file"])

@@ -61,20 +61,19 @@ def seed_candidates(seed_file: str) -> list[Path]:
     return [d / seed_file for d in dirs]
 
 
-@pytest.fixture(scope="module")
-def data() -> dict:
-    return load_published("lata")
-
-
-@pytest.fixture(scope="module")
-def seed(data) -> list[str]:
-    """The seed's lines, 1-based: ``seed[n]`` is line n (``seed[0]`` is a placeholder)."""
-    candidates = seed_candidates(data["seed_file"])
+def seed_lines(seed_file: str) -> list[str]:
+    """The seed's lines, 1-based (``[0]`` is a placeholder); skips the test, saying where it looked, if absent."""
+    candidates = seed_candidates(seed_file)
     for path in candidates:
         if path.is_file():
             return [""] + path.read_text(encoding="utf-8").splitlines()
     pytest.skip("seed text not found; looked at " + ", ".join(str(p) for p in candidates)
                 + " (set REPROLIB_SEEDS to the folder holding it)")
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    return load_published("lata")
 
 
 def norm(text: str) -> str:
@@ -173,43 +172,46 @@ def check_text_row(table: dict, row: dict, line: str, out: list[str]) -> int:
     return len(cols)
 
 
+def check_table_lines(table: dict, seed: list[str], out: list[str], check_row, fields=None) -> int:
+    """What every transcribed table must hold, whatever its shape: a tab-separated header at ``line``,
+    the caption at ``caption_line``, each row's line inside the table and cited once (its cells checked
+    by ``check_row(table, row, line, out)`` → cells checked), and every data-like line of the body
+    (a field, as split by ``fields``, starting with a digit) transcribed or named in ``ocr_artifacts``."""
+    fields = fields or fields_of
+    tid, checked, row_lines = table["id"], 0, set()
+    header = line_at(seed, table["line"])
+    if header is None or "\t" not in header:
+        out.append(f"{tid}: header line {table['line']} is not a tab-separated table line: {header!r}")
+    caption = line_at(seed, table.get("caption_line"))
+    if caption is None or norm(caption) != norm(table["caption"]):
+        out.append(f"{tid}: caption_line {table.get('caption_line')} reads {caption!r}, expected {table['caption']!r}")
+    end = table.get("caption_line") or len(seed)
+    for row in table["rows"]:
+        n = row.get("line")
+        line = line_at(seed, n)
+        if line is None:
+            out.append(f"{tid}: row line {n!r} is outside the seed ({len(seed) - 1} lines)")
+            continue
+        if not table["line"] < n < end:
+            out.append(f"{tid} row line {n}: outside the table (header {table['line']}, caption {end})")
+        if n in row_lines:
+            out.append(f"{tid} row line {n}: cited by more than one row")
+        row_lines.add(n)
+        checked += check_row(table, row, line, out)
+    artifacts = " ".join(table.get("ocr_artifacts", []))
+    for n in range(table["line"] + 1, min(end, len(seed))):
+        if n not in row_lines and "\t" in seed[n] and any(f[:1].isdigit() for f in fields(seed[n])) \
+                and not re.search(rf"\bline {n}\b", artifacts):
+            out.append(f"{tid}: seed line {n} looks like a table row but is not transcribed: {seed[n]!r}")
+    return checked
+
+
 def check_tables(data: dict, seed: list[str]) -> tuple[list[str], int]:
     out: list[str] = []
     checked = 0
     for table in data["tables"]:
-        tid = table["id"]
-        header = line_at(seed, table["line"])
-        if header is None or "\t" not in header:
-            out.append(f"{tid}: header line {table['line']} is not a tab-separated table line: {header!r}")
-        caption = line_at(seed, table.get("caption_line"))
-        if caption is None or norm(caption) != norm(table["caption"]):
-            out.append(f"{tid}: caption_line {table.get('caption_line')} reads {caption!r}, "
-                       f"expected {table['caption']!r}")
         numeric = any(c in table["columns"] for c in METRICS)
-        row_lines = set()
-        for row in table["rows"]:
-            n = row.get("line")
-            line = line_at(seed, n)
-            if line is None:
-                out.append(f"{tid}: row line {n!r} is outside the seed ({len(seed) - 1} lines)")
-                continue
-            if not (table["line"] < n < table.get("caption_line", len(seed))):
-                out.append(f"{tid} row line {n}: outside the table (header {table['line']}, "
-                           f"caption {table.get('caption_line')})")
-            if n in row_lines:
-                out.append(f"{tid} row line {n}: cited by more than one row")
-            row_lines.add(n)
-            checker = check_numeric_row if numeric else check_text_row
-            checked += checker(table, row, line, out)
-        # every data-like line of the table body is transcribed or documented as an OCR artifact
-        artifacts = " ".join(table.get("ocr_artifacts", []))
-        end = table.get("caption_line", table["line"])
-        for n in range(table["line"] + 1, end):
-            if n in row_lines:
-                continue
-            if any(f[:1].isdigit() for f in fields_of(seed[n])) and "\t" in seed[n] \
-                    and not re.search(rf"\bline {n}\b", artifacts):
-                out.append(f"{tid}: seed line {n} looks like a table row but is not transcribed: {seed[n]!r}")
+        checked += check_table_lines(table, seed, out, check_numeric_row if numeric else check_text_row)
     return out, checked
 
 
