@@ -70,4 +70,4 @@ bench: $(STAMP)
 	$(PY) bench/merge_bench.py
 
 clean:
-	rm -rf book/_build book/executed book/_generated book/.staging-* book/.html-* book/.generated-*
+	rm -rf book/_build book/executed book/_generated book/.staging-* book/.html-* .book-generated-*

@@ -346,7 +346,8 @@ def publish(profile: str, html: bool = True, log=print) -> Path | None:
     """Generate the pages into a staging folder and swap them into ``book/_generated``; with
     ``html``, build the book, and put the previous pages back if the build fails."""
     gen, tag = BOOK / "_generated", uuid.uuid4().hex[:8]
-    staged, old = BOOK / f".generated-{tag}", BOOK / f".generated-old-{tag}"
+    # beside book/, not in it: jupyter-book would read any folder of pages inside book/ as documents
+    staged, old = BOOK.parent / f".book-generated-{tag}", BOOK.parent / f".book-generated-old-{tag}"
     try:
         generated_pages(profile, staged)
         if gen.exists():

@@ -23,7 +23,7 @@ def book_dir(tmp_path, monkeypatch):
     """A copy of book/ (sources and generated pages) that the runner writes to; nothing may run."""
     src = tmp_path / "book"
     shutil.copytree(book.BOOK, src, ignore=shutil.ignore_patterns("_build", "executed", "_static", ".staging-*",
-                                                                  ".html-*", ".generated-*"))
+                                                                  ".html-*"))
     (src / "_generated").mkdir(exist_ok=True)
     (src / "_generated" / "build.md").write_text("previous banner\n")
     monkeypatch.setattr(book, "BOOK", src)
@@ -210,9 +210,16 @@ def test_failed_html_build_puts_the_generated_pages_back(book_dir, capsys, monke
 
 
 def test_generated_pages_are_swapped_in_when_the_build_succeeds(book_dir, capsys, monkeypatch):
-    monkeypatch.setattr(book, "build_html", lambda log=print: book_dir / "_build" / "html" / "index.html")
+    seen = []
+
+    def build_html(log=print):  # what jupyter-book would read: no staged or previous pages inside book/
+        seen.extend(p.name for p in book_dir.iterdir() if p.name.startswith(".") and p.is_dir())
+        return book_dir / "_build" / "html" / "index.html"
+
+    monkeypatch.setattr(book, "build_html", build_html)
     assert book.main(["--profile", "tiny", "--html-only"]) == 0
+    assert seen == []
     gen = book_dir / "_generated"
     assert "Profile **tiny**" in (gen / "build.md").read_text()
     assert sorted(p.name for p in gen.iterdir()) == ["build.md", "methods.md", "scoreboard.md"]
-    assert not [p for p in book_dir.iterdir() if p.name.startswith(".generated")]
+    assert not [p for p in book_dir.parent.iterdir() if p.name.startswith(".book-generated")]
