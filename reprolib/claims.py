@@ -112,6 +112,19 @@ class Evidence:
             yield out
 
 
+def printed_evidence(rows: Iterable[dict], n_seeds: int = 3, floats: Iterable[str] = ()) -> Evidence:
+    """A paper's printed numbers as if they were our results, so that they go through the same
+    claim functions: ``rows`` (one per printed row, labels and scores in our column names) repeated
+    over ``n_seeds`` identical seeds (the ``seed`` column), without per-item values — zero-width
+    intervals, so the verdict is the side of the margin the statistic lies on. ``floats`` are the
+    score columns, cast to float (a score not printed, None, becomes NaN)."""
+    import pandas as pd
+
+    rows = list(rows)
+    frame = pd.DataFrame([{**r, "seed": s} for s in range(n_seeds) for r in rows])
+    return Evidence(frame.astype({c: float for c in floats}))
+
+
 # ----------------------------------------------------------------------------- verdicts
 
 

@@ -26,7 +26,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from reprolib.claims import ClaimRegistry, Evidence, all_of, by_seed, group_by, present, share, verdict_on
+from reprolib.claims import (ClaimRegistry, Evidence, all_of, by_seed, group_by, present, printed_evidence, share,
+                             verdict_on)
 from reprolib.merge import methods as M
 from reprolib.models import seeded
 from reprolib.vectors import block_index, is_block, layer_cosines, task_vector
@@ -201,26 +202,21 @@ def learning_evidence(ch, table_ids, sigma: float = 0.95, progress: bool = False
 
 
 def paper_evidence(paper: dict, ids, n_seeds: int = 3) -> dict[str, Evidence]:
-    """The paper's own numbers as if they were our results: each table's rows repeated over
-    ``n_seeds`` seeds (zero-width intervals, no items), in our column names. ``fig4`` holds the
-    only forgetting numbers printed (German harm before and after LATA, line 871)."""
-    import pandas as pd
-
+    """The paper's own numbers as if they were our results (``reprolib.claims.printed_evidence``):
+    each table's rows in our column names. ``fig4`` holds the only forgetting numbers printed
+    (German harm before and after LATA, line 871)."""
     out = {}
     tables = {t["id"]: t for t in paper["tables"]}
     for table_id in ids:
         if table_id == "fig4":
             values = next(f for f in paper["figures"] if f["id"] == "fig4")["values"]["german_harm"]
-            rows = [{"language": "german", "kind": kind, "method": kind, "seed": s, "harm": values[key]}
-                    for s in range(n_seeds) for kind, key in (("original", "before"), ("LATA", "after_lata"))]
-            out[table_id] = Evidence(pd.DataFrame(rows))
+            rows = [{"language": "german", "kind": kind, "method": kind, "harm": values[key]}
+                    for kind, key in (("original", "before"), ("LATA", "after_lata"))]
+            out[table_id] = printed_evidence(rows, n_seeds, ["harm"])
             continue
-        rows = []
-        for s in range(n_seeds):
-            for r in tables[table_id]["rows"]:
-                run = run_from_row(r, seed=s)
-                rows.append({**_row(run, table_id), **{ours: r.get(col) for col, ours in PAPER_METRICS.items()}})
-        out[table_id] = Evidence(pd.DataFrame(rows).astype({m: float for m in PAPER_METRICS.values()}))
+        rows = [{**_row(run_from_row(r), table_id), **{ours: r.get(col) for col, ours in PAPER_METRICS.items()}}
+                for r in tables[table_id]["rows"]]
+        out[table_id] = printed_evidence(rows, n_seeds, PAPER_METRICS.values())
     return out
 
 
