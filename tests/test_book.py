@@ -19,7 +19,10 @@ NOTEBOOK_PARAMS = {   # non-default parameters of each chapter notebook
     "lata_learning": {"tables": "table3", "sigma": 0.9, "n_seeds": 3},
     "lata_forgetting": {"sigma": 0.999, "lam_ta": 0.6, "languages": "lang_a,lang_c"},
     "zoo": {"eval_size": 4, "groups": "core,lata,m3"},
+    "m3": {"alphas": [0.3, 3.0], "n_draws": 1, "scaling_terms": [0.5, 1.0], "val_size": 6, "p_grid": [0.0, 2.0],
+           "s_grid": [1.0, 1.8], "order_p": 2.0, "order_s": 1.8, "attacks": "stresstest,deepwordbug", "n_seeds": 3},
 }
+RESULTS = {"zoo": "zoo", "m3": "m3"}      # results folder of each notebook (the others: lata)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def executed(tmp_path_factory, tiny_zoo):
         book.execute(stem, params, path, timeout=900)
         nb = nbformat.read(path, as_version=4)
         assert nb.metadata.papermill.parameters == params
-        out[stem] = (nb, tmp / "results" / ("zoo" if stem == "zoo" else "lata") / "tiny")
+        out[stem] = (nb, tmp / "results" / RESULTS.get(stem, "lata") / "tiny")
     return out
 
 
@@ -47,7 +50,7 @@ def _outputs(nb, mime):
 
 
 def test_every_chapter_notebook_is_tested():
-    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting"}
+    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3"} == set(NOTEBOOK_PARAMS)
 
 
 def _cells_code_lines(nb) -> list[int]:
@@ -62,7 +65,7 @@ def test_notebooks_are_narrative():
         for c in nb.cells:
             if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []):
                 assert "hide-input" in c.metadata.get("tags", []), (stem, c.source[:40])
-    for stem in ("lata_learning", "lata_forgetting"):
+    for stem in ("lata_learning", "lata_forgetting", "m3"):
         nb = nbformat.read(book.NOTEBOOKS / f"{stem}.ipynb", as_version=4)
         assert "{glue:text}" in nb.cells[-1].source and nb.cells[-1].cell_type == "markdown"
 
@@ -191,15 +194,61 @@ def test_scoreboard_lists_every_claim_once_with_the_pages_verdicts(executed):
     results = next(iter(executed.values()))[1].parent.parent
     rows = scoreboard.collect(results, "tiny")
     pages = {}
-    for stem in ("lata_learning", "lata_forgetting"):
+    for stem in ("lata_learning", "lata_forgetting", "m3"):
         nb, res = executed[stem]
-        name = "summary.json" if stem == "lata_learning" else "forgetting_summary.json"
+        name = "forgetting_summary.json" if stem == "lata_forgetting" else "summary.json"
         pages.update({c["claim"]: c["verdict"] for c in json.loads((res / name).read_text())["claims"]})
     assert {r["claim"]: r["verdict"] for r in rows} == pages and len(rows) == len(pages)
     md = scoreboard.markdown(rows, "tiny")
     for claim, verdict in pages.items():
         line = next(l for l in md.splitlines() if l.startswith(f"| `{claim}` |"))
         assert f"**{verdict}**" in line
+
+
+def test_m3_notebook(executed, tiny_zoo):
+    """The M³ page on the tiny zoo with non-default α, p and s: the grids it ran are the given ones,
+    each M³ row's λ is its best validation draw, a stored best merge is an independent merge +
+    evaluation, every table and figure is written and every claim has a verdict."""
+    import pandas as pd
+
+    from reprolib.chapters import m3_runs as M3R
+    from reprolib.evals.suite import evaluate
+    from reprolib.merge import merge_state_dicts
+    from reprolib.zoo.report import eval_sets
+
+    nb, res = executed["m3"]
+    params = NOTEBOOK_PARAMS["m3"]
+    for name in ("table1.csv", "draws.csv", "fig2.csv", "fig3.csv", "fig4.csv", "fig5.csv", "table2.csv", "table5.csv",
+                 "draws.png", "fig4_surface.png", "summary.json"):
+        assert (res / name).is_file(), name
+    draws, table1, fig4 = (pd.read_csv(res / f) for f in ("draws.csv", "table1.csv", "fig4.csv"))
+    assert sorted(set(draws[draws.search == "m3"].alpha)) == params["alphas"]
+    assert sorted(set(draws[draws.search == "scale"].s)) == [2 * t for t in params["scaling_terms"]]
+    assert sorted(set(fig4.p)) == params["p_grid"] and sorted(set(fig4.s)) == params["s_grid"]
+    assert fig4.groupby("seed").selected.sum().eq(1).all()
+    m3_rows = table1[(table1.method != "expert") & table1.m3]
+    assert len(m3_rows) == 3 * 3 * 3                    # seeds × pairs × Table 1's methods (TA, TIES, TA + DARE)
+    names = {labels: name for name, labels in M3R.LABELS.items()}
+    for _, row in m3_rows.iterrows():
+        method = names[(row.method, row.dare)]
+        d = draws[(draws.search == "m3") & (draws.seed == row.seed) & (draws.models == row.models) & (draws.method == method)]
+        assert row.lam == pytest.approx(d.loc[d.validation.idxmax()].lam)
+    row = m3_rows[(m3_rows.method == "task_arithmetic") & ~m3_rows.dare & (m3_rows.models == "math_code")].iloc[0]
+    models = Models("tiny", root=tiny_zoo.root.parent, progress=False)
+    sd = models.state_dict
+    merged, _ = merge_state_dicts("m3", [sd("math_b" if row.seed == 0 else f"math_b_s{row.seed}"),
+                                         sd("code_b" if row.seed == 0 else f"code_b_s{row.seed}")], sd("base"),
+                                  params={"interpolation": row.lam, "scale": row.s})
+    model = models.load("instruct")
+    model.load_state_dict(merged, strict=False)
+    if model.config.tie_word_embeddings:
+        model.tie_weights()
+    sets = eval_sets(6, 0)
+    again = evaluate(model, models.tokenizer("instruct"), {k: sets[k] for k in ("math", "code")}, ["math", "code"])["scores"]
+    assert (row.gsm8k, row.humaneval) == pytest.approx((again["math"], again["code"]))
+    summary = json.loads((res / "summary.json").read_text())
+    assert summary["claims"] and all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in summary["claims"])
+    assert {c["claim"] for c in summary["claims"]} >= {"table1_m3_gains", "m3_beats_dare", "stresstest_pdr"}
 
 
 def test_zoo_notebook(executed, tiny_zoo):

@@ -43,16 +43,6 @@ def fig5(ch, sigma: float = 0.95):
     return layers
 
 
-def _claim_line(ch, verdicts, table_id: str) -> str:
-    out = []
-    for v in verdicts:
-        c = ch.claims.claims[v.claim]
-        if table_id == c.evidence[0]:
-            out.append(f"**The paper's claim (line {c.line}):** *\"{c.sentence}\"* — ours: **{v.verdict}** "
-                       f"(the whole claim is tested in *The claims* below).")
-    return "\n\n".join(out)
-
-
 def learning(ch, layers, tables: str = "all", sigma: float = 0.95):
     """Tables 3–15: every table's runs over the seeds, shown beside the paper's numbers, with the
     claims that rest on it. Returns the evidence by table (plus the matched control and the layers)."""
@@ -67,7 +57,7 @@ def learning(ch, layers, tables: str = "all", sigma: float = 0.95):
         pages.show_table(f"{table['ref']} (paper line {table['line']})", table["caption"] +
                          f" Ours: mean over {len(ch.seeds)} training seed(s) of the experts.",
                          _fmt(L.side_by_side(ch, table_id, evidence[table_id])), pages.table_notes(table),
-                         _claim_line(ch, verdicts, table_id), anchor=table_id)
+                         pages.claim_line(ch, verdicts, table_id), anchor=table_id)
     return evidence
 
 
@@ -100,20 +90,9 @@ def variants(ch, sigma: float = 0.95):
 def claims(ch, evidence: dict, summary_name: str = "summary.json") -> list[dict]:
     """Every claim of the page: our verdict, the paper's own numbers through the same test, where
     the paper contradicts itself; the JSON summary; returns the claim records."""
-    verdicts = ch.verdicts(evidence)
-    ids = [v.claim for v in verdicts]
     paper_ev = L.paper_evidence(ch.paper, [t for t in evidence if t.startswith("table") or t == "fig4"])
-    paper_verdicts = ch.claims.run(paper_ev, only=ids)
-    rows = pages.claim_rows(ch.claims, verdicts, paper_verdicts, ch.paper.get("claim_contradictions"),
-                            L.shared_evidence(evidence))
-    display(Markdown(pages.claims_markdown(rows)))
-    counts = pages.claim_counts(rows)
-    summary = {"chapter": "lata", "profile": ch.profile, "seeds": ch.seeds, "eval_size": ch.eval_size,
-               "scale": ch.scale(), "models": {r: ch.models.fingerprint(r) for r in ("base", "instruct", "ua", "math", "code")},
-               "claims": rows, "counts": counts,
-               "results": {k: v.rows.to_dict("records") for k, v in evidence.items()}}
-    pages.write_summary(ch.out / summary_name, summary)
-    return rows
+    return pages.show_claims(ch, evidence, paper_ev, ("base", "instruct", "ua", "math", "code"), summary_name,
+                             L.shared_evidence(evidence))
 
 
 def learning_reading(ch, rows: list[dict], evidence, control_verdict) -> dict:
@@ -175,7 +154,7 @@ def forgetting(ch, ua_layers, languages: str, sigma: float, lam_lata: float, lam
     display(Markdown(f"**Paper (Fig. 4, line {ch.figure('fig4')['line']}; one value is printed):** German harm "
                      f"{german['before']:.2f} before, {german['after_lata']:.2f} after LATA."))
     evidence = {"fig4": ev, "ua_layers": Evidence(ua_layers)}
-    display(Markdown(_claim_line(ch, ch.verdicts(evidence), "fig4")))
+    display(Markdown(pages.claim_line(ch, ch.verdicts(evidence), "fig4")))
     return evidence
 
 

@@ -58,7 +58,7 @@ def table_notes(table: dict) -> list[str]:
     """The transcription's doubts about a table's rows (OCR, copy errors), for a footnote."""
     notes = []
     for row in table["rows"]:
-        label = " ".join(str(row.get(k)) for k in ("tasks", "method") if row.get(k))
+        label = " ".join(str(row.get(k)) for k in ("tasks", "method", "models", "model", "dataset") if row.get(k))
         for key in ("doubt", "note"):
             if row.get(key):
                 notes.append(f"{label}: {row[key]}")
@@ -161,6 +161,43 @@ def claims_markdown(rows: list[dict], link: bool = False) -> str:
         for note in r["contradicted_by_paper"]:
             lines.append(f"  - *The paper contradicts itself here* — {note}")
     return "\n".join(lines)
+
+
+def claim_line(ch, verdicts, evidence_id: str, available=None) -> str:
+    """The claims whose first evidence is ``evidence_id``, quoted with our verdict (under a table).
+    ``available``: the evidence ids computed so far; a claim that also reads others gets its verdict
+    in the claims section only (a verdict on part of its evidence would differ from the final one)."""
+    out = []
+    for v in verdicts:
+        c = ch.claims.claims[v.claim]
+        if evidence_id != c.evidence[0]:
+            continue
+        missing = [e for e in c.evidence if available is not None and e not in available]
+        verdict = (f"its verdict also reads {', '.join(missing)} and is given" if missing
+                   else f"ours: **{v.verdict}** (the whole claim is tested")
+        out.append(f"**The paper's claim (line {c.line}):** *\"{c.sentence}\"* — {verdict} in *The claims* below"
+                   + ("." if missing else ")."))
+    return "\n\n".join(out)
+
+
+def show_claims(ch, evidence: dict, paper_evidence: dict, roles, summary_name: str = "summary.json",
+                repeats: dict | None = None, extra: dict | None = None) -> list[dict]:
+    """A page's claims section: our verdicts on ``evidence``, the paper's own numbers
+    (``paper_evidence``) through the same tests, where the paper contradicts itself; displayed as
+    Markdown and written, with every result row, the models' fingerprints (``roles``) and
+    ``extra``, to ``ch.out / summary_name``. Returns the claim records."""
+    from IPython.display import Markdown, display
+
+    verdicts = ch.verdicts(evidence)
+    paper_verdicts = ch.claims.run(paper_evidence, only=[v.claim for v in verdicts])
+    rows = claim_rows(ch.claims, verdicts, paper_verdicts, ch.paper.get("claim_contradictions"), repeats)
+    display(Markdown(claims_markdown(rows)))
+    summary = {"chapter": ch.claims.paper, "profile": ch.profile, "seeds": ch.seeds, "eval_size": ch.eval_size,
+               "scale": ch.scale(), "models": {r: ch.models.fingerprint(r) for r in roles if ch.models.has(r)},
+               "claims": rows, "counts": claim_counts(rows), **(extra or {}),
+               "results": {k: v.rows.to_dict("records") for k, v in evidence.items()}}
+    write_summary(ch.out / summary_name, summary)
+    return rows
 
 
 def claim_counts(rows: list[dict]) -> dict:

@@ -113,6 +113,9 @@ GRAPH = [
 # score noise: the LATA experts again with two other training seeds (same recipe otherwise)
 GRAPH += [dataclasses.replace(r, name=f"{r.name}_s{s}", group="noise", seed=s, role=f"{r.name} expert, seed {s}")
           for s in (1, 2) for r in GRAPH if r.name in ("math", "code", "ua")]
+# M³'s base-derived experts again with two other training seeds (its intervals cover training seeds)
+GRAPH += [dataclasses.replace(r, name=f"{r.name}_s{s}", seed=s, role=f"{r.role}, seed {s}")
+          for s in (1, 2) for r in GRAPH if r.name in ("math_b", "code_b")]
 GROUPS = ("core", "lata", "m3", "ptm", "noise")
 
 
