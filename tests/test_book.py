@@ -20,7 +20,8 @@ NOTEBOOK_PARAMS = {   # non-default parameters of each chapter notebook
     "lata_forgetting": {"sigma": 0.999, "lam_ta": 0.6, "languages": "lang_a,lang_c"},
     "zoo": {"eval_size": 4, "groups": "core,lata,m3"},
     "m3": {"alphas": [0.3, 3.0], "n_draws": 1, "scaling_terms": [0.5, 1.0], "val_size": 6, "p_grid": [0.0, 2.0],
-           "s_grid": [1.0, 1.8], "order_p": 2.0, "order_s": 1.8, "attacks": "stresstest,deepwordbug", "n_seeds": 3},
+           "s_grid": [1.0, 1.8], "order_p": 2.0, "order_s": 1.8, "attacks": "stresstest,deepwordbug", "n_seeds": 3,
+           "ties_ks": [0.6, 0.8]},
 }
 RESULTS = {"zoo": "zoo", "m3": "m3"}      # results folder of each notebook (the others: lata)
 
@@ -224,6 +225,8 @@ def test_m3_notebook(executed, tiny_zoo):
     draws, table1, fig4 = (pd.read_csv(res / f) for f in ("draws.csv", "table1.csv", "fig4.csv"))
     assert sorted(set(draws[draws.search == "m3"].alpha)) == params["alphas"]
     assert sorted(set(draws[draws.search == "scale"].s)) == [2 * t for t in params["scaling_terms"]]
+    ties = draws[(draws.search == "scale") & draws.method.isin(["ties", "ties_dare"])]
+    assert sorted(set(ties.k)) == params["ties_ks"]
     assert sorted(set(fig4.p)) == params["p_grid"] and sorted(set(fig4.s)) == params["s_grid"]
     assert fig4.groupby("seed").selected.sum().eq(1).all()
     m3_rows = table1[(table1.method != "expert") & table1.m3]

@@ -58,10 +58,11 @@ def _beside(paper_rows: list[dict], ours, labels=LABELS, columns=SHOWN, scale: f
     return pd.DataFrame(out)
 
 
-def two_models(ch, alphas, n_draws: int, scaling_terms, val_size: int):
+def two_models(ch, alphas, n_draws: int, scaling_terms, ties_ks, val_size: int):
     """Table 1 and Table 7: the search, our best merges beside the paper's, the λ found, and the
     distribution of the draws. Returns (evidence by id, chosen merges, the pair evidence)."""
-    ev, draws, chosen = R.pair_runs(ch, alphas=alphas, n_draws=n_draws, scaling_terms=scaling_terms, val_size=val_size)
+    ev, draws, chosen = R.pair_runs(ch, alphas=alphas, n_draws=n_draws, scaling_terms=scaling_terms, ties_ks=ties_ks,
+                                    val_size=val_size)
     experts = R.expert_rows(ch)
     in_table1 = [i for i, r in enumerate(ev.records()) if not (r["method"] == "ties" and r["dare"])]  # Table 1: no TIES + DARE
     table1 = Evidence.concat([experts, Evidence(ev.rows.iloc[in_table1].reset_index(drop=True), [ev.items[i] for i in in_table1])])
@@ -79,9 +80,11 @@ def two_models(ch, alphas, n_draws: int, scaling_terms, val_size: int):
                          table["caption"] + f" Ours: mean over {len(ch.seeds)} training seed(s), ×100 (λ as is); DARE is "
                          f"dropped with p = {R.DARE_P} (line 261).", _fmt(frame), notes,
                          pages.claim_line(ch, verdicts, tid, evidence), anchor=tid)
-    lam = ev.rows[ev.rows.m3].groupby(["method", "dare", "models"])[["lam", "alpha", "s"]].agg(["mean", "min", "max"])
-    display(Markdown("**The λ M³ found** (weight of the first-named model; min / mean / max over seeds) and the "
-                     "Beta(α, α) it came from; `s` is the scale both columns share (chosen for the centroid on validation):"))
+    lam = ev.rows[ev.rows.m3].groupby(["method", "dare", "models"])[["lam", "alpha", "s", "k"]].agg(["mean", "min", "max"])
+    display(Markdown("**The λ M³ found** (weight of the first-named model; mean / min / max over seeds) and the "
+                     "Beta(α, α) it came from; `s` is the scale and `k` TIES's retain ratio that both columns share "
+                     "(chosen for the centroid on validation; TIES trims over the whole task vector, `topk_scope: model`, "
+                     "as M³'s code does):"))
     display(_fmt(lam))
     display(Image(filename=str(plots.save(_draws_figure(draws), ch.out / "draws.png"))))
     return evidence, chosen, ev

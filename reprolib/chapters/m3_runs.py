@@ -4,8 +4,9 @@ whose rows have the columns ``reprolib.chapters.m3``'s claims read (see its docs
 - **Two models (Table 1, Table 7).** For each pair, method (Task Arithmetic, TIES, each also with
   DARE, p = 0.2, line 261; Table 1's "DARE" is Task Arithmetic + DARE) and training seed: *without M³* is the centroid λ = 0.5 at the
   scaling term chosen on the validation split from the paper's grid (Table 3; s = 2t for two
-  models); *with M³* draws λ ~ Beta(α, α) (eq. 3) for every α of the grid, ``n_draws`` times each,
-  at that same scale, and keeps the draw with the best validation score (the paper selects on
+  models; for TIES also the retain ratio of Table 3's grid, trimmed over the whole task vector as
+  M³'s code does); *with M³* draws λ ~ Beta(α, α) (eq. 3) for every α of the grid, ``n_draws`` times each,
+  at that same scale (and ratio), and keeps the draw with the best validation score (the paper selects on
   validation data). Both are then scored on the test split. Every draw's validation score is kept
   (the distribution of Table 1's search).
 - **Three models (Figs. 2–4).** The p-series direction (eq. 4) over a (p, s) grid, the models in an
@@ -44,14 +45,15 @@ LABELS = {"task_arithmetic": ("task_arithmetic", False), "ties": ("ties", False)
 ALPHAS = (0.2, 0.4, 0.5, 1.0, 2.0, 3.0, 5.0)                             # line 186
 SCALING_TERMS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)                           # Table 3 (line 620): t; s = n·t
 DARE_P = 0.2                                                             # line 261
-TIES_K = 0.7                                                             # Table 4's most common retain ratio
+TIES_KS = (0.5, 0.7, 0.9)                                                # TIES retain ratio grid (Table 3, line 621)
+TIES_K = 0.7                                                             # Table 4's most common choice
 P_GRID = (0.0, 1.0, 2.0, 3.0)                                            # line 186
 S_GRID = (0.5, 1.0, 1.5, 2.0)                                            # s ∈ [0.5, 2] (line 186; its step is not stated)
 ATTACK_SETS = {"sst2": "sentiment", "cola": "acceptability"}
 
 
 def check_params(alphas=ALPHAS, n_draws: int = 1, scaling_terms=SCALING_TERMS, p_grid=P_GRID, s_grid=S_GRID,
-                 attacks=(), ties_k: float = TIES_K, dare_p: float = DARE_P) -> None:
+                 attacks=(), ties_ks=TIES_KS, dare_p: float = DARE_P) -> None:
     """Refuse bad sweep parameters before any merge runs; ConfigError names the parameter."""
     from reprolib.evals.attacks import ATTACKS
 
@@ -69,8 +71,7 @@ def check_params(alphas=ALPHAS, n_draws: int = 1, scaling_terms=SCALING_TERMS, p
     grid("s_grid", s_grid, lambda s: s >= 0, ">= 0 (the magnitude s)")
     if isinstance(n_draws, bool) or not isinstance(n_draws, int) or n_draws < 1:
         raise ConfigError(f"parameter 'n_draws' = {n_draws!r} must be an int >= 1")
-    if not 0 < ties_k <= 1:
-        raise ConfigError(f"parameter 'ties_k' = {ties_k!r} must be in (0, 1]")
+    grid("ties_ks", ties_ks, lambda k: 0 < k <= 1, "in (0, 1] (the share of entries TIES keeps)")
     if not 0 <= dare_p < 1:
         raise ConfigError(f"parameter 'dare_p' = {dare_p!r} must be in [0, 1)")
     unknown = [a for a in attacks if a not in ATTACKS]
@@ -130,6 +131,8 @@ class Merge:
             raise ValueError("three or more models: use pseries weights (PSeries)")
         if self.method in ("dare", "ties_dare"):
             params["drop_rate"] = self.dare_p
+        if self.method in ("ties", "ties_dare"):
+            params["topk_scope"] = "model"        # M³'s code trims over the whole task vector (merge-methods page)
         model_params = [{"density": self.ties_k} if self.method in ("ties", "ties_dare") else {} for _ in self.experts]
         return params, model_params
 
@@ -154,12 +157,13 @@ def _row(table: str, merge: Merge, m3: bool, lam: float | None, result: dict, pa
     items = {BENCHMARK_OF[m]: v for m, v in result["items"].items() if m in BENCHMARK_OF}
     method, dare = LABELS[merge.method]
     row = {"table": table, "method": method, "dare": dare, "m3": m3, "models": pair, "lam": lam, "alpha": merge.alpha,
-           "s": merge.scale, "seed": merge.train_seed, **scores}
+           "s": merge.scale, "k": merge.ties_k if merge.method in ("ties", "ties_dare") else None,
+           "seed": merge.train_seed, **scores}
     return row, items
 
 
 def pair_runs(ch, pairs=tuple(PAIRS), methods=METHODS, alphas=ALPHAS, n_draws: int = 1, scaling_terms=SCALING_TERMS,
-              val_size: int = 40, ties_k: float = TIES_K, dare_p: float = DARE_P, progress: bool = True):
+              val_size: int = 40, ties_ks=TIES_KS, dare_p: float = DARE_P, progress: bool = True):
     """Table 1 / Table 7 evidence and the search's draws.
 
     Returns ``(evidence, draws, chosen)``: ``evidence`` has one row per (seed, pair, method, M³)
@@ -168,7 +172,10 @@ def pair_runs(ch, pairs=tuple(PAIRS), methods=METHODS, alphas=ALPHAS, n_draws: i
     import pandas as pd
     from tqdm.auto import tqdm
 
-    check_params(alphas, n_draws, scaling_terms, ties_k=ties_k, dare_p=dare_p)
+    check_params(alphas, n_draws, scaling_terms, ties_ks=ties_ks, dare_p=dare_p)
+    unknown = [m for m in methods if m not in METHODS] + [p for p in pairs if p not in PAIRS]
+    if unknown:
+        raise ConfigError(f"parameter 'methods'/'pairs': unknown {unknown[0]!r} (known: {', '.join(METHODS + tuple(PAIRS))})")
     val = validation_sets(val_size, seed=0)
     rows, items, draws, chosen = [], [], [], []
     cells = list(itertools.product(ch.seeds, pairs, methods))
@@ -176,24 +183,27 @@ def pair_runs(ch, pairs=tuple(PAIRS), methods=METHODS, alphas=ALPHAS, n_draws: i
         experts = PAIRS[pair]
         metrics = [TASK_METRIC[e] for e in experts]
         pair_val = {m: val[m] for m in metrics}
-        base = functools.partial(Merge, experts, method, train_seed=seed, merge_seed=seed, ties_k=ties_k, dare_p=dare_p)
-        # without M³: the centroid, at the scale the validation split prefers (s = 2t, Table 3's t)
+        base = functools.partial(Merge, experts, method, train_seed=seed, merge_seed=seed, dare_p=dare_p)
+        # without M³: the centroid, at the scale (s = 2t, Table 3's t) and, for TIES, the retain ratio
+        # the validation split prefers
         best = None
-        for t in scaling_terms:
-            merge = base(lambdas=(0.5, 0.5), scale=2 * t)
+        ks = ties_ks if method in ("ties", "ties_dare") else (TIES_K,)
+        for t, k in itertools.product(scaling_terms, ks):
+            merge = base(lambdas=(0.5, 0.5), scale=2 * t, ties_k=k)
             score = _mean(merge.score(ch.scorer, pair_val), metrics)
             draws.append({"seed": seed, "models": pair, "method": method, "search": "scale", "alpha": None,
-                          "lam": 0.5, "s": 2 * t, "validation": score})
+                          "lam": 0.5, "s": 2 * t, "k": k if method in ("ties", "ties_dare") else None, "validation": score})
             if best is None or score > best[0]:
                 best = (score, merge)
         centroid = best[1]
         # with M³: λ ~ Beta(α, α) at that scale, the best draw on validation
         best = None
         for alpha, merge_seed, lam in lambda_draws(alphas, n_draws, seed):
-            merge = base(alpha=alpha, scale=centroid.scale, merge_seed=merge_seed)
+            merge = base(alpha=alpha, scale=centroid.scale, ties_k=centroid.ties_k, merge_seed=merge_seed)
             score = _mean(merge.score(ch.scorer, pair_val), metrics)
             draws.append({"seed": seed, "models": pair, "method": method, "search": "m3", "alpha": alpha,
-                          "lam": lam, "s": centroid.scale, "validation": score})
+                          "lam": lam, "s": centroid.scale, "k": centroid.ties_k if method in ("ties", "ties_dare") else None,
+                          "validation": score})
             if best is None or score > best[0]:
                 best = (score, merge, lam)
         for merge, m3, lam in ((centroid, False, 0.5), (best[1], True, best[2])):
@@ -215,7 +225,7 @@ def expert_rows(ch, progress: bool = False) -> Evidence:
             role_seeded = seeded(role, seed) if role in SEEDED_ROLES else role
             result = ch.scorer.score_role(role_seeded, list(BENCHMARK_OF))
             rows.append({"table": "table1", "method": "expert", "dare": False, "m3": False, "models": name, "lam": None,
-                         "alpha": None, "s": None, "seed": seed,
+                         "alpha": None, "s": None, "k": None, "seed": seed,
                          **{BENCHMARK_OF[m]: v for m, v in result["scores"].items() if m in BENCHMARK_OF}})
             items.append({BENCHMARK_OF[m]: v for m, v in result["items"].items() if m in BENCHMARK_OF})
     return Evidence(pd.DataFrame(rows), items)
