@@ -4,8 +4,8 @@ whose rows have the columns ``reprolib.chapters.m3``'s claims read (see its docs
 - **Two models (Table 1, Table 7).** For each pair, method (Task Arithmetic, TIES, each also with
   DARE, p = 0.2, line 261; Table 1's "DARE" is Task Arithmetic + DARE) and training seed: *without M³* is the centroid λ = 0.5 at the
   scaling term chosen on the validation split from the paper's grid (Table 3; s = 2t for two
-  models; for TIES also the retain ratio of Table 3's grid, trimmed over the whole task vector as
-  M³'s code does); *with M³* draws λ ~ Beta(α, α) (eq. 3) for every α of the grid, ``n_draws`` times each,
+  models; for TIES then the retain ratio of Table 3's grid at that scale, trimmed over the whole
+  task vector as M³'s code does); *with M³* draws λ ~ Beta(α, α) (eq. 3) for every α of the grid, ``n_draws`` times each,
   at that same scale (and ratio), and keeps the draw with the best validation score (the paper selects on
   validation data). Both are then scored on the test split. Every draw's validation score is kept
   (the distribution of Table 1's search).
@@ -184,17 +184,22 @@ def pair_runs(ch, pairs=tuple(PAIRS), methods=METHODS, alphas=ALPHAS, n_draws: i
         metrics = [TASK_METRIC[e] for e in experts]
         pair_val = {m: val[m] for m in metrics}
         base = functools.partial(Merge, experts, method, train_seed=seed, merge_seed=seed, dare_p=dare_p)
-        # without M³: the centroid, at the scale (s = 2t, Table 3's t) and, for TIES, the retain ratio
-        # the validation split prefers
+        # without M³: the centroid at the scale the validation split prefers (s = 2t, Table 3's t; TIES
+        # at Table 4's usual ratio 0.7), then, for TIES, the retain ratio of Table 3's grid at that scale
         best = None
-        ks = ties_ks if method in ("ties", "ties_dare") else (TIES_K,)
-        for t, k in itertools.product(scaling_terms, ks):
-            merge = base(lambdas=(0.5, 0.5), scale=2 * t, ties_k=k)
-            score = _mean(merge.score(ch.scorer, pair_val), metrics)
-            draws.append({"seed": seed, "models": pair, "method": method, "search": "scale", "alpha": None,
-                          "lam": 0.5, "s": 2 * t, "k": k if method in ("ties", "ties_dare") else None, "validation": score})
-            if best is None or score > best[0]:
-                best = (score, merge)
+        ties = method in ("ties", "ties_dare")
+        candidates = [(t, TIES_K) for t in scaling_terms]
+        for _ in ("scale", "ratio"):
+            for t, k in candidates:
+                merge = base(lambdas=(0.5, 0.5), scale=2 * t, ties_k=k)
+                score = _mean(merge.score(ch.scorer, pair_val), metrics)
+                draws.append({"seed": seed, "models": pair, "method": method, "search": "scale", "alpha": None,
+                              "lam": 0.5, "s": 2 * t, "k": k if ties else None, "validation": score})
+                if best is None or score > best[0]:
+                    best = (score, merge)
+            if not ties:
+                break
+            candidates = [(best[1].scale / 2, k) for k in ties_ks if k != best[1].ties_k]
         centroid = best[1]
         # with M³: λ ~ Beta(α, α) at that scale, the best draw on validation
         best = None
