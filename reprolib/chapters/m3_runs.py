@@ -207,8 +207,7 @@ def pair_runs(ch, pairs=tuple(PAIRS), methods=METHODS, alphas=ALPHAS, n_draws: i
             merge = base(alpha=alpha, scale=centroid.scale, ties_k=centroid.ties_k, merge_seed=merge_seed)
             score = _mean(merge.score(ch.scorer, pair_val), metrics)
             draws.append({"seed": seed, "models": pair, "method": method, "search": "m3", "alpha": alpha,
-                          "lam": lam, "s": centroid.scale, "k": centroid.ties_k if method in ("ties", "ties_dare") else None,
-                          "validation": score})
+                          "lam": lam, "s": centroid.scale, "k": centroid.ties_k if ties else None, "validation": score})
             if best is None or score > best[0]:
                 best = (score, merge, lam)
         for merge, m3, lam in ((centroid, False, 0.5), (best[1], True, best[2])):
