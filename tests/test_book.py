@@ -260,6 +260,7 @@ def test_zoo_notebook(executed, tiny_zoo):
     assert "<td>ptm</td>" not in html and "<td>general</td>" not in html
     for name in tiny_zoo.names(("core", "lata", "m3")):
         assert f"<td>{name}</td>" in html or f">{name}</th>" in html
+    assert "OOD / test" in html and "ood 95% CI" in html        # each expert's skill in and out of distribution
 
 
 def test_html_build_is_complete_and_offline(executed, tmp_path, monkeypatch):

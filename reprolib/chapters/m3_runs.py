@@ -25,12 +25,12 @@ percentages, and every claim reads differences, shares or ratios.
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 from dataclasses import dataclass
 
 from reprolib.claims import Evidence
 from reprolib.errors import ConfigError
+from reprolib.kit.scorer import sets_label
 from reprolib.merge.methods import derive_seed, m3_beta_lambda, pseries_lambdas
 from reprolib.models import seeded
 
@@ -97,12 +97,6 @@ def validation_sets(n: int, seed: int = 0) -> dict[str, list]:
             "instructions": D.instructions(n, seed, "train")}
 
 
-def _label(sets: dict) -> str:
-    """A cache label for an evaluation set: the sha256 of its prompts."""
-    text = "\n".join(f"{k}:{e.prompt}" for k in sorted(sets) for e in sets[k])
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class Merge:
     """One M³-family merge of experts (roles of ``EXPERT_ROLES``) fine-tuned from the base."""
@@ -143,7 +137,7 @@ class Merge:
     def score(self, scorer, sets: dict | None = None, metrics=None) -> dict:
         metrics = metrics or [TASK_METRIC[e] for e in self.experts]
         params, model_params = self.args()
-        kw = {"sets": sets, "set_label": _label(sets)} if sets is not None else {}
+        kw = {"sets": sets, "set_label": sets_label(sets)} if sets is not None else {}
         return scorer.score_merge("m3", self.roles(), "base", "base", params, model_params, self.merge_seed, metrics, **kw)
 
 
@@ -337,20 +331,14 @@ def attack_runs(ch, chosen: list[Merge], evidence: Evidence, attacks=tuple(ATTAC
 # ----------------------------------------------------------------------------- out of distribution (Fig. 5)
 
 
-def ood_sets(n: int, seed: int = 0) -> dict[str, list]:
-    """The pair metrics' out-of-distribution items: new phrasings of the same tasks (LiveBench stand-in)."""
-    from reprolib.zoo import data as D
-
-    return {"math": D.math_problems(n, seed, "ood"), "code": D.code_tasks(n, seed, "ood"),
-            "instructions": D.instructions(n, seed, "ood")}
-
-
 def ood_runs(ch, chosen: list[Merge], evidence: Evidence, n: int = 100, progress: bool = True) -> Evidence:
     """Fig. 5: the pair merges of Task Arithmetic and TIES, with and without M³ (``chosen`` and the
     ``evidence`` rows of ``pair_runs``), on the OOD split of the pair's tasks. ``ood`` is the mean
     over the pair's metrics (equal item counts, so its items are the two metrics' items together)."""
     import pandas as pd
     from tqdm.auto import tqdm
+
+    from reprolib.zoo.report import ood_sets
 
     sets = ood_sets(n, ch.scorer.settings.get("seed", 0))
     runs = [(m, r) for m, r in zip(chosen, evidence.records()) if not r["dare"]]
@@ -364,19 +352,3 @@ def ood_runs(ch, chosen: list[Merge], evidence: Evidence, n: int = 100, progress
         items.append({"ood": [v for m in metrics for v in result["items"][m]]})
     return Evidence(pd.DataFrame(rows), items)
 
-
-def expert_ood(ch, n: int = 100):
-    """Each expert's own metric on the test split and on the OOD split, per training seed (a DataFrame)."""
-    import pandas as pd
-
-    sets = ood_sets(n, ch.scorer.settings.get("seed", 0))
-    rows = []
-    for seed in ch.seeds:
-        for name, role in EXPERT_ROLES.items():
-            role_seeded = seeded(role, seed) if role in SEEDED_ROLES else role
-            metric = TASK_METRIC[name]
-            test = ch.scorer.score_role(role_seeded, [metric])["scores"][metric]
-            ood = ch.scorer.score_role(role_seeded, [metric], sets={metric: sets[metric]},
-                                       set_label=_label({metric: sets[metric]}))["scores"][metric]
-            rows.append({"expert": name, "role": role_seeded, "metric": metric, "seed": seed, "test": test, "ood": ood})
-    return pd.DataFrame(rows)

@@ -26,6 +26,14 @@ from reprolib.evals.suite import evaluate
 EVAL_VERSION = 2      # bump when a metric's definition or the result layout changes (invalidates the cache)
 
 
+def sets_label(sets: dict) -> str:
+    """A cache label for evaluation sets other than the chapter's: the sha256 of their prompts."""
+    import hashlib
+
+    text = "\n".join(f"{k}:{e.prompt}" for k in sorted(sets) for e in sets[k])
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def resolved(method: str, params: dict, model_params: list[dict]) -> list:
     """A merge as a cache key: method, every parameter with its default filled in, and the merge
     code's version, so a changed default or method never serves a stale score."""

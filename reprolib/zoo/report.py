@@ -55,6 +55,13 @@ def eval_sets(n: int, seed: int = 0) -> dict[str, list]:
     }
 
 
+def ood_sets(n: int, seed: int = 0) -> dict[str, list]:
+    """Out-of-distribution items of the skills the experts learn: new phrasings of the same tasks
+    (``split='ood'`` of each generator; M³'s LiveBench stand-in)."""
+    return {"math": D.math_problems(n, seed, "ood"), "code": D.code_tasks(n, seed, "ood"),
+            "instructions": D.instructions(n, seed, "ood")}
+
+
 def score_all(model, tokenizer, sets: dict) -> dict[str, float]:
     """Scores of one model on every eval (chat format), keyed by metric name."""
     return evaluate(model, tokenizer, sets, EVALS)["scores"]
