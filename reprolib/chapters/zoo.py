@@ -18,7 +18,7 @@ def zoo_table(models, scorer, groups):
         return pd.DataFrame()
     wanted = [g.strip() for g in groups]
     rows = []
-    for r in (r for r in GRAPH if r.group in wanted):
+    for r in (r for r in GRAPH if r.group in wanted and not r.seed):      # training-seed re-runs left out
         prov = json.loads((models.path(r.name) / "provenance.json").read_text())
         s = scorer.score_role(r.name, METRICS)["scores"]
         rows.append({"model": r.name, "parent": r.parent or "—", "group": r.group, "trained on": ", ".join(r.tasks) or "corpus",
