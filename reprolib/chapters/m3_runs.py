@@ -145,10 +145,16 @@ def _mean(result: dict, metrics) -> float:
     return sum(result["scores"][m] for m in metrics) / len(metrics)
 
 
-def _row(table: str, merge: Merge, m3: bool, lam: float | None, result: dict, pair: str) -> tuple[dict, dict]:
-    """A Table 1 / 7 row (benchmark columns) and its per-item values under the same names."""
+def _benchmarks(result: dict) -> tuple[dict, dict]:
+    """A result's scores and per-item values under the names of the benchmarks our metrics stand for."""
     scores = {BENCHMARK_OF[m]: v for m, v in result["scores"].items() if m in BENCHMARK_OF}
     items = {BENCHMARK_OF[m]: v for m, v in result["items"].items() if m in BENCHMARK_OF}
+    return scores, items
+
+
+def _row(table: str, merge: Merge, m3: bool, lam: float | None, result: dict, pair: str) -> tuple[dict, dict]:
+    """A Table 1 / 7 row (benchmark columns) and its per-item values under the same names."""
+    scores, items = _benchmarks(result)
     method, dare = LABELS[merge.method]
     row = {"table": table, "method": method, "dare": dare, "m3": m3, "models": pair, "lam": lam, "alpha": merge.alpha,
            "s": merge.scale, "k": merge.ties_k if merge.method in ("ties", "ties_dare") else None,
@@ -221,21 +227,15 @@ def expert_rows(ch, progress: bool = False) -> Evidence:
     for seed in ch.seeds:
         for name, role in EXPERT_ROLES.items():
             role_seeded = seeded(role, seed) if role in SEEDED_ROLES else role
-            result = ch.scorer.score_role(role_seeded, list(BENCHMARK_OF))
+            scores, item = _benchmarks(ch.scorer.score_role(role_seeded, list(BENCHMARK_OF)))
             rows.append({"table": "table1", "method": "expert", "dare": False, "m3": False, "models": name, "lam": None,
                          "alpha": None, "s": None, "k": None, "seed": seed,
-                         **{BENCHMARK_OF[m]: v for m, v in result["scores"].items() if m in BENCHMARK_OF}})
-            items.append({BENCHMARK_OF[m]: v for m, v in result["items"].items() if m in BENCHMARK_OF})
+                         **scores})
+            items.append(item)
     return Evidence(pd.DataFrame(rows), items)
 
 
 # ----------------------------------------------------------------------------- three models (Figs. 2–4)
-
-
-def _benchmarks(result: dict) -> tuple[dict, dict]:
-    scores = {BENCHMARK_OF[m]: v for m, v in result["scores"].items() if m in BENCHMARK_OF}
-    items = {BENCHMARK_OF[m]: v for m, v in result["items"].items() if m in BENCHMARK_OF}
-    return scores, items
 
 
 def pseries_runs(ch, order=("math", "lm", "code"), p_grid=P_GRID, s_grid=S_GRID, val_size: int = 40,
