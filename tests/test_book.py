@@ -255,13 +255,35 @@ def test_m3_notebook(executed, tiny_zoo):
 
 
 def test_zoo_notebook(executed, tiny_zoo):
-    nb, _ = executed["zoo"]
+    nb, res = executed["zoo"]
     html = "\n".join(_outputs(nb, "text/html"))
     assert "<td>ptm</td>" not in html and "<td>general</td>" not in html
     for name in tiny_zoo.names(("core", "lata", "m3")):
         listed = f"<td>{name}</td>" in html or f">{name}</th>" in html
         assert listed == (not tiny_zoo.recipes[name].seed), name       # training-seed re-runs are left out
     assert "OOD / test" in html and "ood 95% CI" in html        # each expert's skill in and out of distribution
+    skills = json.loads((res / "skills.json").read_text())
+    assert {r["expert"] for r in skills["generalisation"]} == {"instruct", "math", "code", "math_b", "code_b"}
+    assert {r["pair"] for r in skills["retention"]} == {"math + code", "instruct + math_b", "instruct + code_b",
+                                                        "math_b + code_b"}
+    assert skills["before"] is None                             # the data-v2 record exists for mini only
+    # a stored TA retention row is an independent merge + evaluation
+    from reprolib.evals.suite import evaluate
+    from reprolib.merge import merge_state_dicts
+    from reprolib.zoo.report import eval_sets
+
+    row = next(r for r in skills["retention"] if r["pair"] == "instruct + math_b")
+    models = Models("tiny", root=tiny_zoo.root.parent, progress=False)
+    sd = models.state_dict
+    merged, _ = merge_state_dicts("task_arithmetic", [sd("instruct"), sd("math_b")], sd("base"), params={"lambda": row["λ"]})
+    model = models.load("instruct")
+    model.load_state_dict(merged, strict=False)
+    if model.config.tie_word_embeddings:
+        model.tie_weights()
+    sets = eval_sets(NOTEBOOK_PARAMS["zoo"]["eval_size"], 0)
+    again = evaluate(model, models.tokenizer("instruct"), {k: sets[k] for k in ("instructions", "math")},
+                     ["instructions", "math"])["scores"]
+    assert (row["merged a"], row["merged b"]) == pytest.approx((again["instructions"], again["math"]))
 
 
 def test_html_build_is_complete_and_offline(executed, tmp_path, monkeypatch):

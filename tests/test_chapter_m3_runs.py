@@ -115,3 +115,18 @@ def test_stored_best_merge_is_an_independent_merge_and_evaluation(tiny_chapter):
     again = evaluate(model, ch.models.tokenizer("instruct"), {k: ch.scorer.sets[k] for k in ("math", "code")},
                      ["math", "code"])["scores"]
     assert (m3_row["gsm8k"], m3_row["humaneval"]) == (again["math"], again["code"])
+
+
+def test_average_merging_is_the_mean_of_the_experts_weights():
+    """Average Merging (no hyperparameters, line 636) at the centroid is (θ_a + θ_b) / 2; with M³'s
+    λ it is λ θ_a + (1 − λ) θ_b, with DARE the same after dropping."""
+    g = torch.Generator().manual_seed(0)
+    base = {"w": torch.randn(6, 5, generator=g)}
+    a, b = ({"w": base["w"] + 0.1 * torch.randn(6, 5, generator=g)} for _ in range(2))
+    for lam in (0.5, 0.8):
+        params, model_params = R.Merge(("math", "code"), "average", lambdas=(lam, 1 - lam)).args()
+        merged, _ = merge_state_dicts("m3", [a, b], base, params=params, model_params=model_params)
+        assert torch.allclose(merged["w"], lam * a["w"] + (1 - lam) * b["w"], atol=1e-6)
+    params, _ = R.Merge(("math", "code"), "average_dare", lambdas=(0.5, 0.5)).args()
+    assert params["drop_rate"] == R.DARE_P and params["combine"] == "dare" and params["scale"] == 1.0
+    assert R.LABELS["average"] == ("average", False) and R.LABELS["average_dare"] == ("average", True)

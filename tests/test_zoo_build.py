@@ -60,6 +60,26 @@ def test_recipe_change_rebuilds_only_descendants(tiny):
     assert all(after[n] == before[n] for n in before if n not in descendants)
 
 
+def test_generator_change_rebuilds_every_model(tiny, monkeypatch):
+    """A generator whose output changes changes every model's hash (the corpus mixes every domain),
+    with no DATA_VERSION bump needed."""
+    from reprolib.zoo import build
+    from reprolib.zoo import data as D
+
+    zoo = Zoo("tiny", root=tiny.root.parent, progress=False)
+    before = {r.name: zoo.model_hash(r.name) for r in GRAPH}
+    original = D.word_facts
+    monkeypatch.setattr(D, "word_facts", lambda: original()[:-1])
+    build.data_fingerprint.cache_clear()
+    try:
+        after = {r.name: zoo.model_hash(r.name) for r in GRAPH}
+    finally:
+        monkeypatch.undo()
+        build.data_fingerprint.cache_clear()
+    assert all(after[n] != before[n] for n in before)
+    assert {r.name: zoo.model_hash(r.name) for r in GRAPH} == before
+
+
 def test_models_generate(tiny):
     model, tok = tiny.load("instruct"), tiny.tokenizer()
     out = generate(model, tok, ["Repeat this text: river stone", "How many?"], max_new_tokens=5)

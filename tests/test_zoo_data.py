@@ -24,6 +24,39 @@ def test_deterministic_and_split_disjoint(gen):
     assert all(e.answer for e in gen(50, seed=1, split="test"))
 
 
+@pytest.mark.parametrize("gen", [D.math_problems, D.code_tasks, D.instructions], ids=lambda g: g.__name__)
+def test_ood_is_whole_held_out_template_families(gen):
+    """ood items come only from held-out families (about one in four), train/test never from them,
+    and every part of a held-out family (operation, phrasing, layout) is also seen in training."""
+    train, test, ood = (gen(n, seed=0, split=s) for n, s in ((3000, "train"), (300, "test"), (600, "ood")))
+    families = {s: {tuple(e.meta["family"]) for e in exs} for s, exs in (("train", train), ("test", test), ("ood", ood))}
+    assert not families["ood"] & (families["train"] | families["test"])
+    share = len(families["ood"]) / (len(families["ood"]) + len(families["train"]))
+    assert 0.1 < share < 0.4, share
+    for position in range(len(next(iter(families["ood"])))):
+        assert {f[position] for f in families["ood"]} <= {f[position] for f in families["train"]}
+    kind = "op" if gen is not D.code_tasks else "entry_point"
+    if kind == "op":   # every operation has out-of-distribution items
+        assert {e.meta["op"] for e in ood} == {e.meta["op"] for e in train}
+
+
+def test_instruction_answers_and_the_facts_behind_them():
+    """Each answer follows from the prompt's words, and every word answer is a fact of the base's
+    pre-training (``word_facts``): SFT elicits the skill, as with the arithmetic table."""
+    facts = set(D.word_facts())
+    ops = set()
+    for e in D.instructions(600, seed=1, split="test") + D.instructions(300, seed=1, split="ood"):
+        words, op = e.meta["words"], e.meta["op"]
+        ops.add(op)
+        assert " ".join(words) in e.prompt
+        expected = {"count": str(len(words)), "first": words[0], "last": words[-1]}.get(op)
+        fact = {"opposite": f"The opposite of {words[0]} is {e.answer}.", "plural": f"The plural of {words[0]} is {e.answer}.",
+                "kind": f"The word {words[0]} names {'an' if e.answer == 'animal' else 'a'} {e.answer}."}.get(op)
+        assert e.answer == expected if expected else fact in facts, (e.prompt, e.answer)
+    assert ops == set(D.INSTRUCTION_OPS)
+    assert {"The opposite of cold is hot.", "The plural of mouse is mice.", "The word cat names an animal."} <= facts
+
+
 def test_math_answers_are_correct():
     for e in D.math_problems(300, seed=0):
         a, b = e.meta["operands"]

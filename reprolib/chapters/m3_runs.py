@@ -39,9 +39,13 @@ SEEDED_ROLES = ("math_b", "code_b")                                      # instr
 PAIRS = {"lm_math": ("lm", "math"), "lm_code": ("lm", "code"), "math_code": ("math", "code")}
 TASK_METRIC = {"lm": "instructions", "math": "math", "code": "code"}
 BENCHMARK_OF = {"instructions": "alpacaeval", "math": "gsm8k", "code": "humaneval"}
-METHODS = ("task_arithmetic", "ties", "dare", "ties_dare")               # dare: Task Arithmetic + DARE; ties_dare: TIES + DARE
-LABELS = {"task_arithmetic": ("task_arithmetic", False), "ties": ("ties", False), "dare": ("task_arithmetic", True),
+# dare: Task Arithmetic + DARE; ties_dare: TIES + DARE; average: the centroid of the experts' weights (s = 1, no search)
+METHODS = ("average", "task_arithmetic", "ties", "average_dare", "dare", "ties_dare")
+LABELS = {"average": ("average", False), "task_arithmetic": ("task_arithmetic", False), "ties": ("ties", False),
+          "average_dare": ("average", True), "dare": ("task_arithmetic", True),
           "ties_dare": ("ties", True)}                                   # method → (merging method, DARE) of the tables
+DARE_METHODS = ("average_dare", "dare", "ties_dare")
+TIES_METHODS = ("ties", "ties_dare")
 ALPHAS = (0.2, 0.4, 0.5, 1.0, 2.0, 3.0, 5.0)                             # line 186
 SCALING_TERMS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)                           # Table 3 (line 620): t; s = n·t
 DARE_P = 0.2                                                             # line 261
@@ -102,7 +106,7 @@ class Merge:
     """One M³-family merge of experts (roles of ``EXPERT_ROLES``) fine-tuned from the base."""
 
     experts: tuple[str, ...]          # e.g. ("math", "code")
-    method: str                       # task_arithmetic | ties | dare
+    method: str                       # a key of METHODS
     lambdas: tuple[float, ...] | None = None  # fixed λ (else drawn from Beta(α, α), or the p-series)
     alpha: float | None = None        # Beta(α, α) (eq. 3), two models
     p: float | None = None            # p-series exponent (eq. 4), experts in their order of dominance
@@ -113,8 +117,8 @@ class Merge:
     dare_p: float = DARE_P
 
     def args(self) -> tuple[dict, list[dict]]:
-        params = {"combine": {"task_arithmetic": "ta", "ties": "ties", "dare": "dare", "ties_dare": "dare_ties"}[self.method],
-                  "scale": self.scale}
+        params = {"combine": {"average": "ta", "task_arithmetic": "ta", "ties": "ties", "average_dare": "dare", "dare": "dare",
+                              "ties_dare": "dare_ties"}[self.method], "scale": self.scale}
         if self.p is not None:
             params.update(direction="pseries", p=self.p)
         elif self.lambdas is None:
@@ -123,11 +127,11 @@ class Merge:
             params["interpolation"] = self.lambdas[0]
         else:
             raise ValueError("three or more models: use pseries weights (PSeries)")
-        if self.method in ("dare", "ties_dare"):
+        if self.method in DARE_METHODS:
             params["drop_rate"] = self.dare_p
-        if self.method in ("ties", "ties_dare"):
+        if self.method in TIES_METHODS:
             params["topk_scope"] = "model"        # M³'s code trims over the whole task vector (merge-methods page)
-        model_params = [{"density": self.ties_k} if self.method in ("ties", "ties_dare") else {} for _ in self.experts]
+        model_params = [{"density": self.ties_k} if self.method in TIES_METHODS else {} for _ in self.experts]
         return params, model_params
 
     def roles(self) -> list[str]:
@@ -157,7 +161,7 @@ def _row(table: str, merge: Merge, m3: bool, lam: float | None, result: dict, pa
     scores, items = _benchmarks(result)
     method, dare = LABELS[merge.method]
     row = {"table": table, "method": method, "dare": dare, "m3": m3, "models": pair, "lam": lam, "alpha": merge.alpha,
-           "s": merge.scale, "k": merge.ties_k if merge.method in ("ties", "ties_dare") else None,
+           "s": merge.scale, "k": merge.ties_k if merge.method in TIES_METHODS else None,
            "seed": merge.train_seed, **scores}
     return row, items
 
@@ -185,10 +189,11 @@ def pair_runs(ch, pairs=tuple(PAIRS), methods=METHODS, alphas=ALPHAS, n_draws: i
         pair_val = {m: val[m] for m in metrics}
         base = functools.partial(Merge, experts, method, train_seed=seed, merge_seed=seed, dare_p=dare_p)
         # without M³: the centroid at the scale the validation split prefers (s = 2t, Table 3's t; TIES
-        # at Table 4's usual ratio 0.7), then, for TIES, the retain ratio of Table 3's grid at that scale
+        # at Table 4's usual ratio 0.7), then, for TIES, the retain ratio of Table 3's grid at that scale;
+        # Average Merging has no hyperparameters (line 636): s = 1, the mean of the experts' weights
         best = None
-        ties = method in ("ties", "ties_dare")
-        candidates = [(t, TIES_K) for t in scaling_terms]
+        ties = method in TIES_METHODS
+        candidates = [(0.5, TIES_K)] if LABELS[method][0] == "average" else [(t, TIES_K) for t in scaling_terms]
         for _ in ("scale", "ratio"):
             for t, k in candidates:
                 merge = base(lambdas=(0.5, 0.5), scale=2 * t, ties_k=k)
@@ -297,7 +302,7 @@ def attack_runs(ch, chosen: list[Merge], evidence: Evidence, attacks=tuple(ATTAC
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from reprolib.evals.attacks import attack_instruction, attacked
+    from reprolib.evals.attacks import worst_attack
     from reprolib.zoo import data as D
 
     check_params(attacks=attacks)
@@ -311,14 +316,9 @@ def attack_runs(ch, chosen: list[Merge], evidence: Evidence, attacks=tuple(ATTAC
     for (merge, r), dataset in tqdm(list(itertools.product(runs, datasets)), desc="M³ prompt attacks", disable=not progress):
         metric, examples = ATTACK_SETS[dataset], sets[dataset]
         clean = merge.score(ch.scorer, {metric: examples}, [metric])
-        instruction, labels = examples[0].meta["instruction"], examples[0].meta.get("labels", ())
         for attack in attacks:
-            worst = None
-            for c in range(candidates):
-                perturbed = attacked(examples, attack_instruction(instruction, attack, r["seed"] * 1000 + c, labels))
-                result = merge.score(ch.scorer, {metric: perturbed}, [metric])
-                if worst is None or result["scores"][metric] < worst["scores"][metric]:
-                    worst = result
+            worst, _ = worst_attack(lambda exs: merge.score(ch.scorer, {metric: exs}, [metric]), examples, attack,
+                                    r["seed"], candidates, value=lambda result: result["scores"][metric])
             c_score, a_score = clean["scores"][metric], worst["scores"][metric]
             rows, items = out[attack]
             rows.append({"table": ATTACK_TABLES[attack], "attack": attack, "models": r["models"], "dataset": dataset,
@@ -332,7 +332,7 @@ def attack_runs(ch, chosen: list[Merge], evidence: Evidence, attacks=tuple(ATTAC
 
 
 def ood_runs(ch, chosen: list[Merge], evidence: Evidence, n: int = 100, progress: bool = True) -> Evidence:
-    """Fig. 5: the pair merges of Task Arithmetic and TIES, with and without M³ (``chosen`` and the
+    """Fig. 5: the pair merges of Average Merging, Task Arithmetic and TIES, with and without M³ (``chosen`` and the
     ``evidence`` rows of ``pair_runs``), on the OOD split of the pair's tasks. ``ood`` is the mean
     over the pair's metrics (equal item counts, so its items are the two metrics' items together)."""
     import pandas as pd

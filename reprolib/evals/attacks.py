@@ -103,20 +103,30 @@ def pdr(clean: float, attacked_score: float) -> float:
     return (clean - attacked_score) / clean
 
 
+def worst_attack(score: Callable[[Sequence[Example]], object], examples: Sequence[Example], attack: str, seed: int = 0,
+                 candidates: int = 1, value: Callable[[object], float] = float) -> tuple[object, str]:
+    """The lowest-scoring of ``candidates`` seeded attacked instructions: ``(score(attacked
+    examples), instruction)``. ``score`` may return any result; ``value`` reads its number."""
+    if candidates < 1:
+        raise ValueError(f"attack: candidates must be >= 1, got {candidates}")
+    instruction = examples[0].meta["instruction"]
+    labels = examples[0].meta.get("labels", ())
+    worst = None
+    for c in range(candidates):
+        perturbed = attack_instruction(instruction, attack, seed * 1000 + c, labels)
+        result = score(attacked(examples, perturbed))
+        if worst is None or value(result) < value(worst[0]):
+            worst = (result, perturbed)
+    return worst
+
+
 def attack_pdr(score: Callable[[Sequence[Example]], float], examples: Sequence[Example], attack: str, seed: int = 0,
                candidates: int = 1) -> dict:
     """Clean and attacked metric and PDR; with ``candidates`` > 1 the worst of that many seeded
     instructions is kept (a small adaptive search, as PromptBench's attacks search)."""
     if candidates < 1:
         raise ValueError(f"attack_pdr: candidates must be >= 1, got {candidates}")
-    instruction = examples[0].meta["instruction"]
-    labels = examples[0].meta.get("labels", ())
     clean = score(examples)
-    worst = None
-    for c in range(candidates):
-        perturbed = attack_instruction(instruction, attack, seed * 1000 + c, labels)
-        value = score(attacked(examples, perturbed))
-        if worst is None or value < worst[0]:
-            worst = (value, perturbed)
-    return {"attack": attack, "clean": clean, "attacked": worst[0], "instruction": worst[1],
-            "pdr": pdr(clean, worst[0]) if clean > 0 else None}
+    value, instruction = worst_attack(score, examples, attack, seed, candidates)
+    return {"attack": attack, "clean": clean, "attacked": value, "instruction": instruction,
+            "pdr": pdr(clean, value) if clean > 0 else None}

@@ -11,6 +11,7 @@ steps; the same seed gives byte-identical weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import torch
 
 from reprolib.zoo import data as D
 
-DATA_VERSION = 2  # bump when a generator's output changes
+DATA_VERSION = 3  # bump when a generator's output changes (3: prompts composed from parts, held-out families)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ PROFILES = {
 
 
 def pretrain_corpus(seed: int, n_scale: float = 1.0) -> list[str]:
-    """Base pre-training mix: English prose, the arithmetic table, and every domain's raw
+    """Base pre-training mix: English prose, the arithmetic table, the word facts, and every domain's raw
     ``prompt\nanswer`` text, so the base already knows each format and SFT only has to elicit it
     (ZOO-NOTES: mergeability)."""
     import random
@@ -162,10 +163,10 @@ def pretrain_corpus(seed: int, n_scale: float = 1.0) -> list[str]:
     n = lambda k: max(10, int(k * n_scale))  # noqa: E731
     rng = random.Random(seed)
     docs = list(D.english_paragraphs("train"))
-    facts = D.arithmetic_facts()
-    for _ in range(max(1, round(6 * n_scale))):
-        rng.shuffle(facts)
-        docs += ["\n".join(facts[i:i + 16]) for i in range(0, len(facts), 16)]
+    for facts in (D.arithmetic_facts(), D.word_facts()):
+        for _ in range(max(1, round(6 * n_scale))):
+            rng.shuffle(facts)
+            docs += ["\n".join(facts[i:i + 16]) for i in range(0, len(facts), 16)]
     docs += [f"{e.prompt}\n{e.answer}" for e in D.math_problems(n(6000), seed + 11)]
     docs += [f"{e.prompt}\n{e.answer}" for e in D.code_tasks(n(2500), seed + 12)]
     docs += [f"{e.prompt}\n{e.answer}" for e in D.instructions(n(3000), seed + 13)]
@@ -179,6 +180,20 @@ def pretrain_corpus(seed: int, n_scale: float = 1.0) -> list[str]:
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+DATA_SAMPLE = 64   # examples of each task that the data fingerprint reads
+
+
+@functools.lru_cache(maxsize=1)
+def data_fingerprint() -> str:
+    """A hash of what the generators produce: a sample of every SFT task, the fact tables and the
+    English text. It is part of every model's hash, so a changed generator rebuilds the zoo even if
+    nobody bumped ``DATA_VERSION`` (the corpus mixes every generator, so every model depends on it)."""
+    sample = {task: task_pairs(task, DATA_SAMPLE, 0) for task in sorted(TASKS)}
+    sample["facts"] = D.arithmetic_facts() + D.word_facts()
+    sample["english"] = D.english_paragraphs("train")
+    return _hash(sample)
 
 
 class Zoo:
@@ -196,7 +211,7 @@ class Zoo:
     def model_hash(self, name: str) -> str:
         r = self.recipes[name]
         parent = self.model_hash(r.parent) if r.parent else None
-        return _hash({"profile": self.profile.key(), "recipe": r.__dict__, "parent": parent})
+        return _hash({"profile": self.profile.key(), "data": data_fingerprint(), "recipe": r.__dict__, "parent": parent})
 
     def folder(self, name: str) -> Path:
         return self.root / f"{name}-{self.model_hash(name)}"
@@ -205,7 +220,7 @@ class Zoo:
         if self._tokenizer is None:
             from reprolib.zoo.tokenizer import train_tokenizer
 
-            tok_dir = self.root / f"tokenizer-{_hash(self.profile.key())}"
+            tok_dir = self.root / f"tokenizer-{_hash({**self.profile.key(), 'data': data_fingerprint()})}"
             if tok_dir.exists():
                 from transformers import AutoTokenizer
 
@@ -275,7 +290,7 @@ class Zoo:
         try:
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
-            prov = {"name": name, "profile": p.key(), "recipe": r.__dict__, "hash": self.model_hash(name),
+            prov = {"name": name, "profile": p.key(), "data": data_fingerprint(), "recipe": r.__dict__, "hash": self.model_hash(name),
                     "parent": self.model_hash(r.parent) if r.parent else None, "seed": seed,
                     "train": stats.to_dict(), "versions": package_versions(), "built": time.strftime("%Y-%m-%d")}
             (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")

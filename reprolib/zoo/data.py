@@ -2,10 +2,16 @@
 
 Each generator returns :class:`Example` records (prompt, answer, domain, split, meta) and is a pure
 function of ``(n, seed, split)``: the same arguments give the same examples on every machine.
-Splits: ``train`` (what models are trained on), ``test`` (held out: unseen operands, names or
-prompts in the training templates) and ``ood`` (new templates and phrasings, M³'s
-out-of-distribution probe). Train and test are separated by a deterministic hash of each item's
-identity, so no test item can appear in training whatever ``n`` is.
+Splits: ``train`` (what models are trained on), ``test`` (held out: unseen operands, words or
+prompts in the training template families) and ``ood`` (M³'s out-of-distribution probe). Train and
+test are separated by a deterministic hash of each item's identity, so no test item can appear in
+training whatever ``n`` is.
+
+Maths, code and instruction prompts are *composed from parts* (openings, cues, questions,
+instruction phrasings, layouts): a template family is one combination of parts, and about one
+family in four (by a fixed hash, :func:`_family_held_out`) never appears in ``train`` or ``test``:
+those families are the ``ood`` split. Every part is seen in training, but never in that combination,
+so a model that has learnt the skill rather than the templates keeps it out of distribution.
 
 All "harmful" material is fictional and harmless in substance: requests about made-up contraband,
 made-up rules and made-up places, mirroring the 11 categories of Qi et al. (2024) that the LATA
@@ -56,58 +62,88 @@ def _draw(n: int, seed: int, make, max_tries: int = 200) -> list:
     return out
 
 
+def _family_held_out(domain: str, *family: object) -> bool:
+    """Whether a template family (a combination of prompt parts) belongs to the ``ood`` split:
+    one family in four, by a fixed hash, so the split is the same on every machine."""
+    return _held_out("family", domain, *family, every=4)
+
+
+def _family_split(split: str, domain: str, *family: object) -> bool:
+    """A family may give items to ``split``: held-out families only to ``ood``, the others to train/test."""
+    return _family_held_out(domain, *family) == (split == "ood")
+
+
+def _item_split(split: str, *identity: object) -> bool:
+    """An item (operands, words, constants) may go to ``split``: ``ood`` takes the held-out items of
+    ``test``, so OOD differs from test only by its template family, never by an item seen in training."""
+    return _accept("test" if split == "ood" else split, *identity)
+
+
 # ----------------------------------------------------------------------------- maths
 
 NAMES = ["Ava", "Ben", "Cleo", "Dan", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lia", "Max", "Nia",
          "Omar", "Pia", "Quin", "Rosa", "Sam", "Tara", "Uma", "Vic", "Wen", "Yara", "Zed"]
 ITEMS = ["apples", "marbles", "stickers", "pens", "coins", "shells", "books", "cards", "eggs", "stamps"]
 
-MATH_TEMPLATES = {
-    "train": {
-        "add": ["{n} has {a} {it}. {n} gets {b} more {it}. How many {it} does {n} have now?",
-                "There are {a} {it} in a box and {b} {it} on a table. How many {it} are there in total?",
-                "{n} found {a} {it} on Monday and {b} {it} on Tuesday. How many {it} did {n} find?"],
-        "sub": ["{n} has {a} {it} and gives away {b}. How many {it} are left?",
-                "A shop had {a} {it} and sold {b} of them. How many {it} does the shop have now?"],
-        "mul": ["{n} has {a} bags with {b} {it} in each bag. How many {it} does {n} have?",
-                "There are {a} rows of {it} with {b} {it} in each row. How many {it} are there?"],
-    },
-    "ood": {
-        "add": ["If you combine {a} {it} with another {b} {it}, what is the total number of {it}?",
-                "{n}'s collection: {a} {it}. A friend adds {b}. Total?"],
-        "sub": ["Start with {a} {it}. Remove {b}. What remains?",
-                "{n} owned {a} {it}; {b} were lost. Count what {n} still owns."],
-        "mul": ["Each of {a} friends brings {b} {it}. Altogether, how many {it} are brought?",
-                "{a} groups times {b} {it} per group equals how many {it}?"],
-    },
+# parts of the word problems: add/sub = opening + cue + question; mul = set-up + question
+MATH_OPENINGS = ["{n} has {a} {it}.", "{n} starts with {a} {it}.", "At first, {n} owns {a} {it}.",
+                 "{n} had {a} {it} in the morning.", "There are {a} {it} in {n}'s bag.", "{n} keeps {a} {it} in a box."]
+MATH_CUES = {
+    "add": ["{n} gets {b} more {it}.", "Then {n} finds {b} more {it}.", "{n} buys another {b} {it}.",
+            "A friend gives {n} {b} more {it}.", "Later {n} collects {b} extra {it}.", "{n} wins {b} more {it}."],
+    "sub": ["{n} gives away {b} {it}.", "Then {n} loses {b} {it}.", "{n} sells {b} {it}.", "{n} eats {b} of the {it}.",
+            "Later {n} drops {b} {it}.", "{n} uses up {b} {it}."],
 }
+MATH_QUESTIONS = ["How many {it} does {n} have now?", "What is the number of {it} now?",
+                  "Count the {it} {n} has at the end.", "How many {it} are there now?", "Now how many {it} does {n} own?",
+                  "How many {it} remain with {n}?"]
+MATH_MUL_SETUPS = ["{n} has {a} bags with {b} {it} in each bag.", "{n} buys {a} boxes of {b} {it}.",
+                   "There are {a} rows with {b} {it} in each row.", "{a} friends each bring {b} {it}.",
+                   "{n} fills {a} jars with {b} {it} each.", "Each of {a} shelves holds {b} {it}."]
+MATH_MUL_QUESTIONS = ["How many {it} are there in all?", "What is the total number of {it}?", "How many {it} altogether?",
+                      "Count all the {it}.", "How many {it} does that make?", "What is the total count of {it}?"]
+QUESTION_FIRST = 0.3   # share of train/test add/sub items that ask the question before the story
 
 
 def math_problems(n: int, seed: int = 0, split: str = "train", max_operand: int = 20) -> list[Example]:
-    """Short word problems (add, subtract, multiply; operands ≤ ``max_operand``).
+    """Short word problems (add, subtract, multiply; operands ≤ ``max_operand``, multiplication ≤ 10).
+
+    A prompt is composed from parts: add/sub = opening + cue + question (6 × 6 × 6 per operation),
+    mul = set-up + question (6 × 6); in train/test, 30 % of add/sub items put the question first.
+    A family is (operation, opening or set-up, question); the cue varies freely.
 
     The answer is a one-line worked equation, ``"8 * 9 = 72"`` (a GSM8K-style final line);
     ``meta['value']`` is the number that exact match compares with the *last* integer of a reply.
 
-    Held out (test): operand triples (op, a, b) whose hash falls in the test fifth.
-    ood: new templates, any operands.
+    Held out (test): operand triples (op, a, b) whose hash falls in the test fifth, in training
+    families. ood: the same held-out triples in the held-out families (story order only). Operands
+    stay in the range of the base's arithmetic table (:func:`arithmetic_facts`) on every split.
     """
     _check_split(split)
-    templates = MATH_TEMPLATES["ood" if split == "ood" else "train"]
 
     def make(rng: random.Random):
-        op = rng.choice(sorted(templates))
-        a, b = rng.randint(1, max_operand), rng.randint(1, max_operand)
-        if op == "sub" and b > a:
-            a, b = b, a
+        op = rng.choice(["add", "mul", "sub"])
         if op == "mul":
             a, b = rng.randint(1, 10), rng.randint(1, 10)
-        if split != "ood" and not _accept(split, "math", op, a, b):
+            i, j = rng.randrange(len(MATH_MUL_SETUPS)), rng.randrange(len(MATH_MUL_QUESTIONS))
+            parts = [MATH_MUL_SETUPS[i], MATH_MUL_QUESTIONS[j]]
+        else:
+            a, b = rng.randint(1, max_operand), rng.randint(1, max_operand)
+            if op == "sub" and b > a:
+                a, b = b, a
+            i, c, j = rng.randrange(len(MATH_OPENINGS)), rng.randrange(len(MATH_CUES[op])), rng.randrange(len(MATH_QUESTIONS))
+            parts = [MATH_OPENINGS[i], MATH_CUES[op][c], MATH_QUESTIONS[j]]
+            if split != "ood" and rng.random() < QUESTION_FIRST:
+                parts = [parts[2], *parts[:2]]
+        if not _family_split(split, "math", op, i, j):
+            return None
+        if not _item_split(split, "math", op, a, b):
             return None
         value = {"add": a + b, "sub": a - b, "mul": a * b}[op]
-        text = rng.choice(templates[op]).format(n=rng.choice(NAMES), it=rng.choice(ITEMS), a=a, b=b)
+        text = " ".join(parts).format(n=rng.choice(NAMES), it=rng.choice(ITEMS), a=a, b=b)
         answer = f"{a} {MATH_SYMBOLS[op]} {b} = {value}"
-        return Example(text, answer, "math", split, {"op": op, "operands": [a, b], "value": str(value)})
+        return Example(text, answer, "math", split,
+                       {"op": op, "operands": [a, b], "value": str(value), "family": [op, i, j]})
 
     return _draw(n, seed, make)
 
@@ -150,33 +186,36 @@ CODE_FAMILIES = [
      ["assert {f}([{k}, 1, {k}]) == 2", "assert {f}([]) == 0"]),
 ]
 CODE_ARG = {"add": "x", "sub": "x", "mul": "x", "div": "x", "rep": "s", "head": "s", "tail": "s", "big": "xs", "pad": "xs", "cnt": "xs"}
-CODE_PROMPTS = {
-    "train": ["Write a Python function {f}({arg}) that {desc}.", "Define {f}({arg}) in Python: it {desc}."],
-    "ood": ["Implement, in Python, a function called {f} taking {arg}; it {desc}.",
-            "Python task. Function name: {f}. Parameter: {arg}. Behaviour: it {desc}."],
-}
+CODE_PROMPTS = ["Write a Python function {f}({arg}) that {desc}.", "Define {f}({arg}) in Python: it {desc}.",
+                "Implement, in Python, a function called {f} taking {arg}; it {desc}.",
+                "Python task. Function name: {f}. Parameter: {arg}. Behaviour: it {desc}.",
+                "Create {f}({arg}), a Python function that {desc}.",
+                "I need a Python function named {f} with argument {arg}. It {desc}."]
 
 
 def code_tasks(n: int, seed: int = 0, split: str = "train") -> list[Example]:
     """Small Python functions checked by executing unit tests (pass@1).
 
-    The answer is the function's source; ``meta['tests']`` holds assert statements. Held out:
-    (family, k) pairs in the test fifth; ood: new prompt phrasings.
+    The answer is the function's source; ``meta['tests']`` holds assert statements. A template
+    family is (function family, prompt phrasing): 10 × 6. Held out (test): (function family, k)
+    pairs in the test fifth, in training families; ood: the same pairs in the held-out families.
     """
     _check_split(split)
-    prompts = CODE_PROMPTS["ood" if split == "ood" else "train"]
 
     def make(rng: random.Random):
         family, desc, body, tests = rng.choice(CODE_FAMILIES)
-        k = rng.randint(2, 9)
-        if split != "ood" and not _accept(split, "code", family, k):
+        k, p = rng.randint(2, 9), rng.randrange(len(CODE_PROMPTS))
+        if not _family_split(split, "code", family, p):
+            return None
+        if not _item_split(split, "code", family, k):
             return None
         fname = f"{family}_{k}"
         arg = CODE_ARG[family]
-        prompt = rng.choice(prompts).format(f=fname, arg=arg, desc=desc.format(k=k))
+        prompt = CODE_PROMPTS[p].format(f=fname, arg=arg, desc=desc.format(k=k))
         answer = f"def {fname}({arg}):\n    {body.format(k=k)}"
         return Example(prompt, answer, "code", split,
-                       {"tests": "\n".join(t.format(f=fname, k=k) for t in tests), "entry_point": fname})
+                       {"tests": "\n".join(t.format(f=fname, k=k) for t in tests), "entry_point": fname,
+                        "family": [family, p]})
 
     return _draw(n, seed, make)
 
@@ -268,42 +307,92 @@ def safe_lookalikes() -> list[Example]:
 
 WORDS = ["river", "stone", "light", "garden", "window", "silver", "morning", "paper", "music", "forest", "cloud",
          "bread", "table", "yellow", "quiet", "happy", "little", "orange", "summer", "winter", "pencil", "doctor"]
+OPPOSITES = [("hot", "cold"), ("big", "small"), ("fast", "slow"), ("happy", "sad"), ("light", "dark"), ("early", "late"),
+             ("open", "closed"), ("old", "new"), ("high", "low"), ("full", "empty"), ("wet", "dry"), ("loud", "quiet"),
+             ("hard", "soft"), ("long", "short"), ("rich", "poor"), ("strong", "weak"), ("clean", "dirty"),
+             ("thick", "thin"), ("near", "far")]
+PLURALS = [("river", "rivers"), ("stone", "stones"), ("box", "boxes"), ("city", "cities"), ("child", "children"),
+           ("mouse", "mice"), ("foot", "feet"), ("tooth", "teeth"), ("leaf", "leaves"), ("knife", "knives"),
+           ("baby", "babies"), ("glass", "glasses"), ("bus", "buses"), ("man", "men"), ("woman", "women"),
+           ("sheep", "sheep"), ("fish", "fish"), ("story", "stories"), ("dish", "dishes"), ("wolf", "wolves"),
+           ("goose", "geese"), ("party", "parties")]
+KINDS = {"animal": ["cat", "dog", "horse", "rabbit", "tiger", "whale", "eagle", "frog"],
+         "colour": ["red", "blue", "green", "purple", "brown", "pink", "grey", "white"],
+         "food": ["bread", "cheese", "rice", "soup", "apple", "carrot", "pasta", "honey"],
+         "tool": ["hammer", "spoon", "saw", "drill", "wrench", "ladder", "needle", "shovel"]}
+_OPPOSITE = dict(OPPOSITES + [(b, a) for a, b in OPPOSITES])
+_KIND = {w: k for k, ws in KINDS.items() for w in ws}
+
+
+def _kind_fact(word: str) -> str:
+    kind = _KIND[word]
+    return f"The word {word} names {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+# op -> (six phrasings of the instruction, how the text is drawn, the answer)
 INSTRUCTION_OPS = {
-    "repeat": ("Repeat this text: {t}", lambda w: " ".join(w)),
-    "upper": ("Write this text in capital letters: {t}", lambda w: " ".join(w).upper()),
-    "reverse": ("Reverse the order of the words: {t}", lambda w: " ".join(reversed(w))),
-    "count": ("How many words are in this text: {t}", lambda w: str(len(w))),
-    "first": ("What is the first word of this text: {t}", lambda w: w[0]),
-    "last": ("What is the last word of this text: {t}", lambda w: w[-1]),
-    "sort": ("Sort these words alphabetically: {t}", lambda w: " ".join(sorted(w))),
+    "count": (["How many words are in this text?", "Count the words in this text.", "Give the number of words in the text.",
+               "Tell me how many words there are.", "What is the word count of this text?", "Say how many words the text has."],
+              lambda rng: rng.sample(WORDS, rng.randint(2, 5)), lambda w: str(len(w))),
+    "first": (["What is the first word of this text?", "Which word comes first?", "Give the first word.",
+               "Tell me the word at the start of the text.", "Name the opening word of the text.",
+               "Which word does the text begin with?"],
+              lambda rng: rng.sample(WORDS, rng.randint(2, 5)), lambda w: w[0]),
+    "last": (["What is the last word of this text?", "Which word comes last?", "Give the last word.",
+              "Tell me the word at the end of the text.", "Name the final word of the text.",
+              "Which word does the text end with?"],
+             lambda rng: rng.sample(WORDS, rng.randint(2, 5)), lambda w: w[-1]),
+    "opposite": (["What is the opposite of this word?", "Give the antonym of the word.", "Tell me the opposite word.",
+                  "Which word means the opposite?", "Name the word with the opposite meaning.", "Write the opposite of the word."],
+                 lambda rng: [rng.choice(sorted(_OPPOSITE))], lambda w: _OPPOSITE[w[0]]),
+    "plural": (["What is the plural of this word?", "Give the plural form of the word.", "Write this word in the plural.",
+                "Tell me the word for more than one.", "Make the word plural.", "Which word is the plural?"],
+               lambda rng: [rng.choice(PLURALS)[0]], lambda w: dict(PLURALS)[w[0]]),
+    "kind": (["Is this an animal, a colour, a food or a tool?", "Which group is this word in: animal, colour, food or tool?",
+              "Classify the word as animal, colour, food or tool.", "Tell me if the word is an animal, a colour, a food or a tool.",
+              "Name the kind of thing this word is (animal, colour, food, tool).", "Which kind is it: animal, colour, food or tool?"],
+             lambda rng: [rng.choice(sorted(_KIND))], lambda w: _KIND[w[0]]),
 }
+FACT_OPS = ("opposite", "plural", "kind")   # answered from a fact about one word (see ``instructions``)
+INSTRUCTION_LAYOUTS = ["{q} {t}", "{q}\n{t}", "Text: {t}\n{q}", "{t}\n{q}"]
 
 
-INSTRUCTION_OOD = {
-    "repeat": "Say exactly the following back to me -> {t}",
-    "upper": "Shout it (all caps): {t}",
-    "reverse": "Words in the opposite order, please: {t}",
-    "count": "Count the words. Text = {t}",
-    "first": "Which word comes first in: {t}",
-    "last": "Which word comes last in: {t}",
-    "sort": "Put in A-to-Z order: {t}",
-}
+def word_facts() -> list[str]:
+    """The facts the word instructions ask about (``"The opposite of hot is cold."``), in the base's
+    pre-training as the arithmetic table is: SFT elicits them, it does not teach them."""
+    facts = [f"The opposite of {a} is {b}." for a, b in sorted(_OPPOSITE.items())]
+    facts += [f"The plural of {a} is {b}." for a, b in PLURALS]
+    facts += [f"{_kind_fact(w)}." for w in sorted(_KIND)]
+    return facts
 
 
 def instructions(n: int, seed: int = 0, split: str = "train") -> list[Example]:
-    """A general instruction mix (repeat, uppercase, reverse, count, first/last word, sort);
-    ood uses other phrasings of the same operations."""
+    """A general instruction mix: count the words, first / last word, opposite, plural, kind of thing.
+
+    A prompt is an instruction phrasing (6 per operation) placed in a layout (4: instruction before
+    or after the text, on one line or two); a family is (operation, phrasing, layout). Held out
+    (test): (operation, words) in the test fifth, in training families; ood: the same held-out items
+    in the held-out families. For the fact questions (opposite, plural, kind) an item is (operation,
+    word, phrasing, layout): the word itself is seen in training with other phrasings, since these
+    1M-parameter models cannot answer about a word they never saw in the task (measured: 0.00 on
+    unseen words in data-v3 drafts, which copy a trained word's fact instead); what the split tests
+    is the phrasing. The facts are also in the base's pre-training (:func:`word_facts`). Answers are
+    one word or number, compared case-insensitively. (Multi-word copying — repeat,
+    reverse, sort — was dropped in data version 3: the zoo's 1M-parameter models scored 0.00–0.04
+    on it in and out of distribution, a measure of model capacity rather than of instruction following.)
+    """
     _check_split(split)
 
     def make(rng: random.Random):
         op = rng.choice(sorted(INSTRUCTION_OPS))
-        words = rng.sample(WORDS, rng.randint(2, 5))
-        if split != "ood" and not _accept(split, "instr", op, tuple(words)):
+        phrasings, draw, answer = INSTRUCTION_OPS[op]
+        i, j = rng.randrange(len(phrasings)), rng.randrange(len(INSTRUCTION_LAYOUTS))
+        words = draw(rng)
+        if not _family_split(split, "instr", op, i, j):
             return None
-        template, fn = INSTRUCTION_OPS[op]
-        if split == "ood":
-            template = INSTRUCTION_OOD[op]
-        return Example(template.format(t=" ".join(words)), fn(words), "instruction", split, {"op": op})
+        if not _item_split(split, "instr", op, tuple(words), *((i, j) if op in FACT_OPS else ())):
+            return None
+        prompt = INSTRUCTION_LAYOUTS[j].format(q=phrasings[i], t=" ".join(words))
+        return Example(prompt, answer(words), "instruction", split, {"op": op, "words": words, "family": [op, i, j]})
 
     return _draw(n, seed, make)
 

@@ -56,8 +56,8 @@ def eval_sets(n: int, seed: int = 0) -> dict[str, list]:
 
 
 def ood_sets(n: int, seed: int = 0) -> dict[str, list]:
-    """Out-of-distribution items of the skills the experts learn: new phrasings of the same tasks
-    (``split='ood'`` of each generator; M³'s LiveBench stand-in)."""
+    """Out-of-distribution items of the skills the experts learn: the test split's held-out items in
+    template families no training item uses (``split='ood'`` of each generator; M³'s LiveBench stand-in)."""
     return {"math": D.math_problems(n, seed, "ood"), "code": D.code_tasks(n, seed, "ood"),
             "instructions": D.instructions(n, seed, "ood")}
 
