@@ -229,6 +229,10 @@ def test_m3_notebook(executed, tiny_zoo):
     assert set(params["ties_ks"]) <= set(ties.k) <= set(params["ties_ks"]) | {M3R.TIES_K}   # scale at 0.7 first, then the ratio
     assert sorted(set(fig4.p)) == params["p_grid"] and sorted(set(fig4.s)) == params["s_grid"]
     assert fig4.groupby("seed").selected.sum().eq(1).all()
+    for (seed, pair, method), g in table1[table1.method != "expert"].groupby(["seed", "models", "method"]):
+        settings = {dare: rows[["s", "k"]].drop_duplicates() for dare, rows in g.groupby("dare")}
+        if len(settings) == 2:                # DARE runs take the method's searched settings (line 638)
+            assert settings[True].equals(settings[False].set_index(settings[True].index)), (seed, pair, method)
     m3_rows = table1[(table1.method != "expert") & table1.m3]
     assert len(m3_rows) == 3 * 3 * 3                    # seeds × pairs × Table 1's methods (TA, TIES, TA + DARE)
     names = {labels: name for name, labels in M3R.LABELS.items()}

@@ -23,6 +23,9 @@ class ChatTok:
     def apply_chat_template(self, messages, add_generation_prompt, tokenize):
         return f"[U]{messages[0]['content']}[A]"
 
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": list(text.encode())}
+
 
 TOK = ChatTok()
 
@@ -88,6 +91,21 @@ def test_answer_accuracy(use):
     assert G.answer_accuracy(None, TOK, ex)[0] == 1.0
     use({e.prompt: "maybe" for e in ex})
     assert G.answer_accuracy(None, TOK, ex)[0] == 0.0
+
+
+def test_answer_budget_changes_no_verdict(tiny_zoo, monkeypatch):
+    """Stopping at the longest answer + ANSWER_SLACK tokens gives the same verdict on every item as
+    the full 24-token budget (tiny zoo models, which ramble)."""
+    tok = tiny_zoo.tokenizer()
+    ex = D.instructions(24, 0, "test") + D.sentiment(12, 0, "test") + D.science_qa(12, 0, "test")
+    for name in ("instruct", "math"):
+        model = tiny_zoo.load(name)
+        short = G.answer_accuracy(model, tok, ex)[1]
+        monkeypatch.setattr(G, "ANSWER_SLACK", 100)
+        full = G.answer_accuracy(model, tok, ex)[1]
+        monkeypatch.undo()
+        assert [r["correct"] for r in short] == [r["correct"] for r in full]
+        assert all(f["output"].startswith(s["output"]) for s, f in zip(short, full))
 
 
 def test_perplexity_known_answer():

@@ -182,6 +182,11 @@ def pair_runs(ch, pairs=tuple(PAIRS), methods=METHODS, alphas=ALPHAS, n_draws: i
         raise ConfigError(f"parameter 'methods'/'pairs': unknown {unknown[0]!r} (known: {', '.join(METHODS + tuple(PAIRS))})")
     val = validation_sets(val_size, seed=0)
     rows, items, draws, chosen = [], [], [], []
+    searched: dict[tuple, Merge] = {}     # (seed, pair, method) → the centroid its search chose
+    without_dare = {dare: plain for plain, dare in (("average", "average_dare"), ("task_arithmetic", "dare"),
+                                                    ("ties", "ties_dare"))}
+    # the methods without DARE first, so that a DARE run can take their settings (line 638)
+    methods = sorted(methods, key=lambda m: m in DARE_METHODS)
     cells = list(itertools.product(ch.seeds, pairs, methods))
     for seed, pair, method in tqdm(cells, desc="M³ two-model search", disable=not progress):
         experts = PAIRS[pair]
@@ -190,10 +195,19 @@ def pair_runs(ch, pairs=tuple(PAIRS), methods=METHODS, alphas=ALPHAS, n_draws: i
         base = functools.partial(Merge, experts, method, train_seed=seed, merge_seed=seed, dare_p=dare_p)
         # without M³: the centroid at the scale the validation split prefers (s = 2t, Table 3's t; TIES
         # at Table 4's usual ratio 0.7), then, for TIES, the retain ratio of Table 3's grid at that scale;
-        # Average Merging has no hyperparameters (line 636): s = 1, the mean of the experts' weights
+        # Average Merging has no hyperparameters (line 636): s = 1, the mean of the experts' weights.
+        # A DARE run takes the settings searched for its method without DARE, as the paper does
+        # ("These settings are further applied to model merging experiments involving M^3 and DARE",
+        # line 638); it searches only when that method is not run.
         best = None
         ties = method in TIES_METHODS
-        candidates = [(0.5, TIES_K)] if LABELS[method][0] == "average" else [(t, TIES_K) for t in scaling_terms]
+        plain = searched.get((seed, pair, without_dare.get(method)))
+        if plain is not None:
+            candidates = [(plain.scale / 2, plain.ties_k)]
+        elif LABELS[method][0] == "average":
+            candidates = [(0.5, TIES_K)]
+        else:
+            candidates = [(t, TIES_K) for t in scaling_terms]
         for _ in ("scale", "ratio"):
             for t, k in candidates:
                 merge = base(lambdas=(0.5, 0.5), scale=2 * t, ties_k=k)
@@ -202,10 +216,10 @@ def pair_runs(ch, pairs=tuple(PAIRS), methods=METHODS, alphas=ALPHAS, n_draws: i
                               "lam": 0.5, "s": 2 * t, "k": k if ties else None, "validation": score})
                 if best is None or score > best[0]:
                     best = (score, merge)
-            if not ties:
+            if not ties or plain is not None:
                 break
             candidates = [(best[1].scale / 2, k) for k in ties_ks if k != best[1].ties_k]
-        centroid = best[1]
+        centroid = searched[(seed, pair, method)] = best[1]
         # with M³: λ ~ Beta(α, α) at that scale, the best draw on validation
         best = None
         for alpha, merge_seed, lam in lambda_draws(alphas, n_draws, seed):

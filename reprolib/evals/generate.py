@@ -151,8 +151,19 @@ def refusal_rate(model, tokenizer, examples: Sequence[Example], chat: bool = Tru
     return _mean(refused), _records(tokenizer, examples, outputs, refused, chat)
 
 
+ANSWER_SLACK = 8   # tokens generated beyond the longest reference answer (see answer_accuracy)
+
+
 def answer_accuracy(model, tokenizer, examples: Sequence[Example], chat: bool = True) -> tuple[float, list[dict]]:
-    """Exact (case-insensitive, stripped) match of the answer: instructions, science QA, classification."""
-    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=24, chat=chat)
+    """Exact (case-insensitive, stripped) match of the answer: instructions, science QA, classification.
+
+    Generation stops at 24 tokens, or earlier at the longest reference answer's length plus
+    ``ANSWER_SLACK``: a reply can only match when, stripped of spaces and a final period and
+    lower-cased, it *is* the answer, so tokens past that room (for spaces, periods and a
+    capitalised spelling's extra tokens) could only make it longer and wrong. It saves the time
+    merged models spend rambling to the full budget."""
+    longest = max((len(tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in examples), default=0)
+    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=min(24, longest + ANSWER_SLACK),
+                       chat=chat)
     correct = [o.strip().lower().rstrip(".") == e.answer.strip().lower() for o, e in zip(outputs, examples)]
     return _mean(correct), _records(tokenizer, examples, outputs, correct, chat)
