@@ -94,6 +94,16 @@ class Models:
             self._sds[role] = {k: v.float() if v.is_floating_point() else v for k, v in ck.state_dict().items()}
         return self._sds[role]
 
+    def training(self, role: str) -> dict | None:
+        """The role's recorded training (``steps``, ``tokens``, ``flops``, ``seconds``) from its
+        ``provenance.json``: every zoo model has one; a paper checkpoint has none unless its folder
+        carries one in the zoo's layout (then None: compute cannot be read off a checkpoint)."""
+        path = Path(self.path(role)) / "provenance.json"
+        if not path.exists():
+            return None
+        train = json.loads(path.read_text()).get("train")
+        return dict(train) if isinstance(train, dict) and "steps" in train else None
+
     def fingerprint(self, role: str) -> str:
         """A short identity of the role's weights for cache keys: the sha256 of its safetensors and
         side files (config, tokenizer), and for a zoo model its recipe hash too."""
