@@ -60,6 +60,21 @@ def test_scores_are_cached_by_merge_roles_and_metrics(foreign, tmp_path):
     assert entry["config"]["merge"][1] == {"lambda": 1.0} and "models" in entry["config"]
 
 
+def test_cache_key_covers_every_item_of_the_sets(foreign, tmp_path):
+    """Same prompts with one changed answer (or test) are other sets: never a stale cached score."""
+    import dataclasses
+
+    _, _, profile = foreign
+    models, cache = Models(str(profile)), ResultCache(tmp_path)
+    sets = _sets()
+    Scorer(models, sets, cache, {"size": 3}).score_role("math", ["math"])
+    changed = {**sets, "math": [dataclasses.replace(sets["math"][0], answer="0 + 0 = 0"), *sets["math"][1:]]}
+    Scorer(models, changed, cache, {"size": 3}).score_role("math", ["math"])
+    Scorer(models, sets, cache, {"size": 3}).score_role("math", ["math"], sets=changed)
+    Scorer(models, sets, cache, {"size": 3}).score_role("math", ["math"])
+    assert (cache.misses, cache.hits) == (2, 2)
+
+
 def test_paper_profile_names_lm_eval_tasks(foreign, tmp_path, monkeypatch):
     """A paper profile scores ``math`` with a user's lm-eval task (local jsonl here; gsm8k where the
     machine reaches it): per-document items, the model's own chat template, ppl still from the suite."""

@@ -268,7 +268,7 @@ def forgetting_evidence(ch, languages, sigma: float, lam_lata: float, lam_ta: fl
         for lang in languages:
             sets, judge = language_eval(ch.scorer.sets, lang)
             for kind, (label, spec) in forgetting_methods(lang, sigma, lam_lata, lam_ta, sa_density, dare_p).items():
-                kw = {"metrics": ("ppl", "harm"), "sets": sets, "judge": judge, "set_label": lang}
+                kw = {"metrics": ("ppl", "harm"), "sets": sets, "judge": judge}
                 if spec is None:
                     jobs.append(functools.partial(ch.scorer.score_role, lang, **kw))
                 else:

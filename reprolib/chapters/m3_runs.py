@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 from reprolib.claims import Evidence
 from reprolib.errors import ConfigError
-from reprolib.kit.scorer import sets_label
 from reprolib.merge.methods import derive_seed, m3_beta_lambda, pseries_lambdas
 from reprolib.models import seeded
 
@@ -141,8 +140,8 @@ class Merge:
     def score(self, scorer, sets: dict | None = None, metrics=None) -> dict:
         metrics = metrics or [TASK_METRIC[e] for e in self.experts]
         params, model_params = self.args()
-        kw = {"sets": sets, "set_label": sets_label(sets)} if sets is not None else {}
-        return scorer.score_merge("m3", self.roles(), "base", "base", params, model_params, self.merge_seed, metrics, **kw)
+        return scorer.score_merge("m3", self.roles(), "base", "base", params, model_params, self.merge_seed, metrics,
+                                  sets=sets)
 
 
 def _mean(result: dict, metrics) -> float:

@@ -38,7 +38,6 @@ def generalisation(models, scorer, groups, n_boot: int = 1000, seed: int = 0):
     import numpy as np
     import pandas as pd
 
-    from reprolib.kit.scorer import sets_label
     from reprolib.models import seeded
     from reprolib.zoo.build import GRAPH
     from reprolib.zoo.report import ood_sets
@@ -52,7 +51,7 @@ def generalisation(models, scorer, groups, n_boot: int = 1000, seed: int = 0):
     for r in (r for r in GRAPH if r.group in groups and r.name in SKILLS):
         metric = SKILLS[r.name]
         roles = [seeded(r.name, k) for k in range(3) if models.has(seeded(r.name, k))]
-        ood_kw = {"sets": {metric: ood[metric]}, "set_label": sets_label({metric: ood[metric]})}
+        ood_kw = {"sets": {metric: ood[metric]}}
         items = {split: [np.asarray(scorer.score_role(role, [metric], **kw)["items"][metric], float) for role in roles]
                  for split, kw in (("test", {}), ("ood", ood_kw))}
         row = {"expert": r.name, "metric": metric, "seeds": len(roles)}
@@ -70,12 +69,6 @@ RETENTION_LAMBDAS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)   # M³'s Table 3 grid of sca
 RETENTION_GOAL = 0.7   # the zoo's mergeability goal: TA keeps ≥ 70 % of each expert's gain
 
 
-def _retention(merged: float, parent: float, expert: float) -> float:
-    """Share of the expert's gain over its parent that a merge keeps (NaN when there is no gain)."""
-    gain = expert - parent
-    return (merged - parent) / gain if gain > 0 else float("nan")
-
-
 def merge_retention(models, scorer, groups, lambdas=RETENTION_LAMBDAS, n_boot: int = 1000, seed: int = 0,
                     progress: bool = True):
     """Task arithmetic θ_parent + λ(τ_a + τ_b) for every pair of the groups' experts fine-tuned from
@@ -91,6 +84,7 @@ def merge_retention(models, scorer, groups, lambdas=RETENTION_LAMBDAS, n_boot: i
     import pandas as pd
 
     from reprolib.zoo.build import GRAPH
+    from reprolib.zoo.report import retention
 
     if not models.is_zoo:
         return pd.DataFrame()
@@ -111,7 +105,8 @@ def merge_retention(models, scorer, groups, lambdas=RETENTION_LAMBDAS, n_boot: i
         def kept(lam, r, idx=None):
             m = SKILLS[r.name]
             values = [np.asarray(x["items"][m], float) for x in (by_job[(a.name, b.name, lam)], parent, alone[r.name])]
-            return _retention(*(v.mean() if idx is None else v[idx].mean() for v in values))
+            share = retention(*(v.mean() if idx is None else v[idx].mean() for v in values))
+            return float("nan") if share is None else share        # no gain over the parent: nothing to keep
 
         best = max(lambdas, key=lambda lam: min((k for k in (kept(lam, a), kept(lam, b)) if not math.isnan(k)),
                                                 default=-math.inf))

@@ -40,5 +40,4 @@ def front_curve(points: Sequence[Sequence[float]], maximize: Sequence[bool] = (T
     """The two-objective front as a line to draw: its distinct points sorted by the first objective."""
     if len(maximize) != 2:
         raise ValueError("front_curve draws two objectives")
-    front = sorted({tuple(float(v) for v in points[i]) for i in pareto_front(points, maximize)})
-    return front
+    return sorted({tuple(float(v) for v in points[i]) for i in pareto_front(points, maximize)})

@@ -27,10 +27,11 @@ EVAL_VERSION = 2      # bump when a metric's definition or the result layout cha
 
 
 def sets_label(sets: dict) -> str:
-    """A cache label for evaluation sets other than the chapter's: the sha256 of their prompts."""
+    """The evaluation sets as a cache label: the sha256 of every item (prompt, answer, tests and the
+    rest of its record; a text set's strings), so a changed item can never be served a stale score."""
     import hashlib
 
-    text = "\n".join(f"{k}:{e.prompt}" for k in sorted(sets) for e in sets[k])
+    text = "\n".join(f"{k}:{e!r}" for k in sorted(sets) for e in sets[k])
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -53,6 +54,7 @@ class Scorer:
         self.reference = reference
         self.tok = models.tokenizer(reference)
         self._model = None
+        self._sets_label = sets_label(sets)
 
     @property
     def model(self):
@@ -94,16 +96,23 @@ class Scorer:
 
     # ------------------------------------------------------------------ scoring
 
+    def _label(self, sets: dict | None) -> str:
+        """The key's name of the sets scored: the scorer's own (through lm-eval where the profile
+        names tasks) or others, each by the hash of its items."""
+        if sets is not None:
+            return sets_label(sets)
+        return f"lm_eval+{self._sets_label}" if self.lm_eval else self._sets_label
+
     def evaluate(self, key: dict, make_weights: Callable[[], dict], metrics: Iterable[str], sets: dict | None = None,
-                 judge=None, set_label: str = "default") -> dict:
+                 judge=None) -> dict:
         """Cached evaluation of the weights ``make_weights()`` under ``key`` (a JSON-able config to
-        which the metrics and evaluation settings are added). ``sets``/``judge`` override the
-        scorer's (e.g. a translated set); ``set_label`` names them in the key."""
+        which the metrics, the evaluation settings and the hash of the sets' items are added).
+        ``sets``/``judge`` override the scorer's (e.g. a translated set)."""
         from reprolib.evals.judge import judge_id
 
         metrics = sorted(metrics)
         config = {**key, "metrics": metrics,
-                  "eval": {**self.settings, "sets": set_label, "judge": judge_id(judge or self.judge),
+                  "eval": {**self.settings, "sets": self._label(sets), "judge": judge_id(judge or self.judge),
                            "reference": self.models.fingerprint(self.reference)}}
 
         def compute():

@@ -328,6 +328,7 @@ def _kind_fact(word: str) -> str:
     kind = _KIND[word]
     return f"The word {word} names {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
+
 # op -> (six phrasings of the instruction, how the text is drawn, the answer)
 INSTRUCTION_OPS = {
     "count": (["How many words are in this text?", "Count the words in this text.", "Give the number of words in the text.",

@@ -108,7 +108,7 @@ def _cos(a, b):
     return dot / (_norm(a) * _norm(b))
 
 
-def _retention(merged: float, parent: float, expert: float) -> float | None:
+def retention(merged: float, parent: float, expert: float) -> float | None:
     """Share of the expert's gain over the parent that a merge keeps (None when there is no gain)."""
     gain = expert - parent
     return None if gain <= 0 else (merged - parent) / gain
@@ -144,8 +144,8 @@ def mergeability(zoo: Zoo, names: list[str], sets: dict, scores: dict, lambdas=(
         merged, _ = merge_state_dicts("task_arithmetic", [sds["math"], sds["code"]], base=sds["instruct"],
                                       params={"lambda": lam})
         s = scored(merged, ("ppl", "math", "code"))
-        s["math_retention"] = _retention(s["math"], parent["math"], scores["math"]["math"])
-        s["code_retention"] = _retention(s["code"], parent["code"], scores["code"]["code"])
+        s["math_retention"] = retention(s["math"], parent["math"], scores["math"]["math"])
+        s["code_retention"] = retention(s["code"], parent["code"], scores["code"]["code"])
         out["ta_math_code"][str(lam)] = s
     def worst_retention(s):
         kept = [s[k] for k in ("math_retention", "code_retention")]
