@@ -22,8 +22,9 @@ NOTEBOOK_PARAMS = {   # non-default parameters of each chapter notebook
     "m3": {"alphas": [0.3, 3.0], "n_draws": 1, "scaling_terms": [0.5, 1.0], "val_size": 6, "p_grid": [0.0, 2.0],
            "s_grid": [1.0, 1.8], "order_p": 2.0, "order_s": 1.8, "attacks": "stresstest,deepwordbug", "n_seeds": 3,
            "ties_ks": [0.6, 0.8]},
+    "ptm": {"omega_curve": [0.3, 0.7, 1.0], "omega_grid": [0.5, 1.0], "val_size": 5},
 }
-RESULTS = {"zoo": "zoo", "m3": "m3"}      # results folder of each notebook (the others: lata)
+RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm"}      # results folder of each notebook (the others: lata)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def _outputs(nb, mime):
 
 
 def test_every_chapter_notebook_is_tested():
-    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3"} == set(NOTEBOOK_PARAMS)
+    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3", "ptm"} == set(NOTEBOOK_PARAMS)
 
 
 def _cells_code_lines(nb) -> list[int]:
@@ -66,7 +67,7 @@ def test_notebooks_are_narrative():
         for c in nb.cells:
             if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []):
                 assert "hide-input" in c.metadata.get("tags", []), (stem, c.source[:40])
-    for stem in ("lata_learning", "lata_forgetting", "m3"):
+    for stem in ("lata_learning", "lata_forgetting", "m3", "ptm"):
         nb = nbformat.read(book.NOTEBOOKS / f"{stem}.ipynb", as_version=4)
         assert "{glue:text}" in nb.cells[-1].source and nb.cells[-1].cell_type == "markdown"
 
@@ -195,7 +196,7 @@ def test_scoreboard_lists_every_claim_once_with_the_pages_verdicts(executed):
     results = next(iter(executed.values()))[1].parent.parent
     rows = scoreboard.collect(results, "tiny")
     pages = {}
-    for stem in ("lata_learning", "lata_forgetting", "m3"):
+    for stem in ("lata_learning", "lata_forgetting", "m3", "ptm"):
         nb, res = executed[stem]
         name = "forgetting_summary.json" if stem == "lata_forgetting" else "summary.json"
         pages.update({c["claim"]: c["verdict"] for c in json.loads((res / name).read_text())["claims"]})
@@ -258,6 +259,64 @@ def test_m3_notebook(executed, tiny_zoo):
     assert {c["claim"] for c in summary["claims"]} >= {"table1_m3_gains", "m3_beats_dare", "stresstest_pdr"}
 
 
+def test_ptm_notebook(executed, tiny_zoo):
+    """The Merge to Learn page on the tiny zoo with a non-default ω curve and grid: the curves hold
+    exactly those ω (and the heuristic's, read from the recorded steps), Table 3 chose among them by
+    its rule, the compute is the recorded steps, a stored PTM point is an independent merge +
+    evaluation, every table and figure is written and every claim has a verdict."""
+    import pandas as pd
+
+    from reprolib.chapters import ptm as C
+    from reprolib.evals.suite import evaluate
+    from reprolib.zoo.report import eval_sets
+
+    nb, res = executed["ptm"]
+    params = NOTEBOOK_PARAMS["ptm"]
+    for name in ("compute.csv", "table2.csv", "fig1.csv", "fig2.csv", "fig3.csv", "fig6.csv", "table3.csv",
+                 "table3_candidates.csv", "table4.csv", "table5.csv", "table6.csv", "fig1.png", "fig2.png", "fig3.png",
+                 "fig6.png", "summary.json"):
+        assert (res / name).is_file(), name
+    models = Models("tiny", root=tiny_zoo.root.parent, progress=False)
+    steps = {r: models.training(r)["steps"] for r in ("general", "skill_science", "skill_safety", "code_b")}
+    heuristic = {"science": steps["skill_science"] / steps["general"], "safety": steps["skill_safety"] / steps["general"],
+                 "coding": steps["code_b"] / steps["general"]}
+    fig1, fig3, fig2 = (pd.read_csv(res / f) for f in ("fig1.csv", "fig3.csv", "fig2.csv"))
+    for skill, h in heuristic.items():
+        d = fig1[fig1.skill == skill]
+        assert sorted(d.omega) == sorted({0.0, *params["omega_curve"], h})
+        assert d[d.heuristic].omega.tolist() == [pytest.approx(h)]
+        assert sorted(set(fig3[fig3.skill == skill].omega)) == params["omega_grid"]
+    assert sorted(set(fig2.omega)) == params["omega_grid"]
+    compute = pd.read_csv(res / "compute.csv").set_index("skill")
+    rt = sum(models.training(f"rt_science{a}")["steps"] for a in ("_25", "_50", ""))
+    assert compute.loc["science", "RT steps (n|G| + Σ|D_i|)"] == rt
+    assert compute.loc["science", "PTM / RT % ours"] == pytest.approx(100 * steps["skill_science"] / rt)
+    table3, candidates = pd.read_csv(res / "table3.csv"), pd.read_csv(res / "table3_candidates.csv")
+    assert set(candidates[candidates.method == "ptm"].omega) == set(params["omega_grid"])
+    for (setting, method), g in candidates.groupby(["setting", "method"]):
+        chosen = table3[(table3.setting == setting) & (table3.method == method)].iloc[0]
+        best = g.loc[g["selection score"].idxmax()]
+        assert (chosen.omega if method == "ptm" else chosen.amount) == (best.omega if method == "ptm" else best.amount) \
+            or (method != "ptm" and pd.isna(chosen.amount) and pd.isna(best.amount))
+    # a stored PTM point: θ_G + ω (θ_D − θ_pre) computed here and evaluated again
+    row = fig1[(fig1.skill == "science") & (fig1.omega == params["omega_curve"][1])].iloc[0]
+    sd = models.state_dict
+    merged = {k: sd("general")[k] + row.omega * (sd("skill_science")[k] - sd("base")[k]) for k in sd("general")}
+    model = models.load("instruct")
+    model.load_state_dict(merged, strict=False)
+    if model.config.tie_word_embeddings:
+        model.tie_weights()
+    sets = eval_sets(6, 0)
+    metrics = ["instructions", "sentiment", "acceptability", "science"]
+    again = evaluate(model, models.tokenizer("instruct"), {k: sets[k] for k in metrics}, metrics)
+    general = [v for m in metrics[:3] for v in again["items"][m]]
+    assert (row.general, row.science) == pytest.approx((100 * sum(general) / len(general), 100 * again["scores"]["science"]))
+    summary = json.loads((res / "summary.json").read_text())
+    assert {c["claim"] for c in summary["claims"]} == set(C.CLAIMS.claims)
+    assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in summary["claims"])
+    assert summary["omega_heuristic"] == pytest.approx(heuristic)
+
+
 def test_zoo_notebook(executed, tiny_zoo):
     nb, res = executed["zoo"]
     html = "\n".join(_outputs(nb, "text/html"))
@@ -266,6 +325,7 @@ def test_zoo_notebook(executed, tiny_zoo):
         listed = f"<td>{name}</td>" in html or f">{name}</th>" in html
         assert listed == (not tiny_zoo.recipes[name].seed), name       # training-seed re-runs are left out
     assert "OOD / test" in html and "ood 95% CI" in html        # each expert's skill in and out of distribution
+    assert "safe look-alikes refused 95% CI" in html and "unsafe refused 95% CI" in html   # every model's refusals
     skills = json.loads((res / "skills.json").read_text())
     assert {r["expert"] for r in skills["generalisation"]} == {"instruct", "math", "code", "math_b", "code_b"}
     assert {r["pair"] for r in skills["retention"]} == {"math + code", "instruct + math_b", "instruct + code_b",

@@ -253,3 +253,17 @@ def test_resample_is_vectorised_and_ppl_pools_tokens():
     row = idx[3]
     assert ppl[3] == pytest.approx(np.exp(sum(pairs[i][0] for i in row) / sum(pairs[i][1] for i in row)))
     assert isinstance(suite.resample(acc, "math", np.arange(30)), float)
+
+
+@pytest.mark.parametrize("k, n", [(0, 131), (131, 131), (65, 131), (3, 110), (1, 1)])
+def test_proportion_interval_is_scipys_wilson_interval(k, n):
+    from scipy.stats import binomtest
+
+    from reprolib.evals.metrics import proportion_interval
+
+    ci = binomtest(k, n).proportion_ci(method="wilson")
+    assert proportion_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    lo, hi = proportion_interval(k, n)
+    assert 0 <= lo <= k / n <= hi <= 1
+    with pytest.raises(ValueError, match="k=5, n=4"):
+        proportion_interval(5, 4)

@@ -18,7 +18,9 @@ so each M³ table names its ``label_columns`` and ``value_columns`` and how a nu
     exactly the row's non-null values in column order.
   - ``inline`` (Tables 3, 4): the numbers inside the text cells, in order, are the row's values
     (lists flattened) in column order.
-  In ``dash`` and ``empty`` tables nothing but empty fields follows the last value cell.
+  In ``dash`` and ``empty`` tables nothing but empty fields follows the last value cell, unless the
+  table sets ``labels_after_values`` (label cells printed after the numbers, PTM's Table 1). A value
+  cell may carry a sign and thousands commas ("-32.5", "1,005"; PTM).
 * Every other non-empty field is a label: it must be part of one of the row's label values (booleans
   print as Yes / No; "LM" and "& Math" are parts of "LM & Math") or be quoted ('...') in the row's
   doubt, which is where a reading that overrides the printed labels (Table 6) is documented.
@@ -43,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, 
 from test_published_seed import NUMBER, check_claims, check_figures, check_table_lines, line_at, norm  # noqa: E402
 
 MARKUP = re.compile(r"</?u>|\*\*")
-NUMBER_CELL = re.compile(r"\d+(?:\.\d+)?")
+NUMBER_CELL = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?")   # signed, thousands commas (PTM)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,8 @@ def flat(values) -> list:
 
 
 def same(printed: str, value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(float(printed) - value) < 1e-9
+    """A printed number ("1,005", "-32.5") equals the transcribed value."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(float(printed.replace(",", "")) - value) < 1e-9
 
 
 def check_row(table: dict, row: dict, line: str, out: list[str]) -> int:
@@ -124,7 +127,7 @@ def check_row(table: dict, row: dict, line: str, out: list[str]) -> int:
                            f"{dict(zip(value_cols, values))}: {line!r}")
             value_at = {i for i, _ in tokens}
         filled = [i for i, c in enumerate(cells) if c]
-        if filled and filled[-1] not in value_at:
+        if filled and filled[-1] not in value_at and not table.get("labels_after_values"):
             out.append(f"{where}: {cells[filled[-1]]!r} follows the value cells: {line!r}")
 
     for i, cell in enumerate(cells):

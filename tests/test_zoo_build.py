@@ -60,24 +60,75 @@ def test_recipe_change_rebuilds_only_descendants(tiny):
     assert all(after[n] == before[n] for n in before if n not in descendants)
 
 
-def test_generator_change_rebuilds_every_model(tiny, monkeypatch):
-    """A generator whose output changes changes every model's hash (the corpus mixes every domain),
-    with no DATA_VERSION bump needed."""
+def _hashes_with(monkeypatch, zoo, name, patched):
+    """Every model's hash with generator ``name`` of the data module replaced by ``patched(original)``."""
     from reprolib.zoo import build
     from reprolib.zoo import data as D
 
-    zoo = Zoo("tiny", root=tiny.root.parent, progress=False)
-    before = {r.name: zoo.model_hash(r.name) for r in GRAPH}
-    original = D.word_facts
-    monkeypatch.setattr(D, "word_facts", lambda: original()[:-1])
-    build.data_fingerprint.cache_clear()
+    monkeypatch.setattr(D, name, patched(getattr(D, name)))
+    build.clear_fingerprints()
     try:
-        after = {r.name: zoo.model_hash(r.name) for r in GRAPH}
+        return {r.name: zoo.model_hash(r.name) for r in GRAPH}
     finally:
         monkeypatch.undo()
-        build.data_fingerprint.cache_clear()
+        build.clear_fingerprints()
+
+
+def test_corpus_generator_change_rebuilds_every_model(tiny, monkeypatch):
+    """A generator that the pre-training corpus reads changes every model's hash (the tokenizer and
+    every replay read the corpus), with no DATA_VERSION bump needed."""
+    zoo = Zoo("tiny", root=tiny.root.parent, progress=False)
+    before = {r.name: zoo.model_hash(r.name) for r in GRAPH}
+    after = _hashes_with(monkeypatch, zoo, "word_facts", lambda f: lambda: f()[:-1])
     assert all(after[n] != before[n] for n in before)
     assert {r.name: zoo.model_hash(r.name) for r in GRAPH} == before
+
+
+def test_sft_only_generator_change_rebuilds_its_readers_and_their_descendants(tiny, monkeypatch):
+    """The safe look-alikes are read only by instruct's SFT mix: changing them rebuilds instruct and
+    what descends from it, and nothing else (base, the M³ and PTM models from base keep their hash)."""
+    zoo = Zoo("tiny", root=tiny.root.parent, progress=False)
+    before = {r.name: zoo.model_hash(r.name) for r in GRAPH}
+    after = _hashes_with(monkeypatch, zoo, "safe_lookalikes",
+                         lambda f: lambda *a, **k: [e.__class__(e.prompt + "!", e.answer, e.domain, e.split, e.meta)
+                                                    for e in f(*a, **k)])
+    recipes = {r.name: r for r in GRAPH}
+
+    def reads_safe(name):
+        r = recipes[name]
+        return "safe" in r.tasks or (r.parent is not None and reads_safe(r.parent))
+
+    changed = {n for n in before if after[n] != before[n]}
+    assert changed == {n for n in before if reads_safe(n)}
+    assert "instruct" in changed and "math" in changed and not {"base", "general", "math_b", "skill_safety"} & changed
+
+
+def test_corpus_fingerprint_covers_every_generator_the_corpus_reads(monkeypatch):
+    """Each ``D.<generator>(`` called in ``pretrain_corpus`` changes the corpus fingerprint when its output
+    changes, so a generator added to the corpus cannot be missed by the fingerprint."""
+    import inspect
+    import re
+
+    from reprolib.zoo import build
+    from reprolib.zoo import data as D
+
+    names = sorted(set(re.findall(r"\bD\.(\w+)\(", inspect.getsource(build.pretrain_corpus))))
+    assert {"math_problems", "harmful_prompts", "word_facts", "english_paragraphs"} <= set(names)
+    before = build.corpus_fingerprint()
+    for name in names:
+        original = getattr(D, name)
+
+        def changed(*a, _f=original, **k):
+            out = _f(*a, **k)
+            return [(e.__class__(e.prompt + " x", e.answer, e.domain, e.split, e.meta) if hasattr(e, "prompt") else e + " x")
+                    for e in out]
+
+        monkeypatch.setattr(D, name, changed)
+        build.clear_fingerprints()
+        assert build.corpus_fingerprint() != before, name
+        monkeypatch.undo()
+    build.clear_fingerprints()
+    assert build.corpus_fingerprint() == before
 
 
 def test_models_generate(tiny):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from reprolib.evals.items import extract_code, math_answer
@@ -87,7 +89,24 @@ def test_harmful_prompts_eleven_categories_of_thirty():
     train = {e.prompt for e in D.harmful_prompts(330, split="train")}
     assert not train & {e.prompt for e in test}
     assert all(e.answer == D.REFUSAL and e.meta["comply"].startswith("Sure.") for e in test)
-    assert len(D.safe_lookalikes()) >= 10
+
+
+def test_safe_lookalikes_are_xstest_like_and_held_out():
+    """≥ 100 fixed test prompts (a refusal rate resolves 1 %) over XSTest's categories, each sharing
+    an unsafe-sounding word with harmful requests; the training split never repeats a test prompt."""
+    test = D.safe_lookalikes(split="test")
+    assert len(test) >= 100 and len({e.prompt for e in test}) == len(test)
+    by_cat = Counter(e.meta["category"] for e in test)
+    assert set(by_cat) == {"homonyms", "figurative", "safe_targets", "safe_contexts", "fiction", "definitions"}
+    assert min(by_cat.values()) >= 10
+    train = D.safe_lookalikes(2000, seed=3, split="train")
+    assert not {e.prompt for e in train} & {e.prompt for e in test}
+    assert D.safe_lookalikes(50, seed=3, split="train") == train[:50] and D.safe_lookalikes(split="test") == test
+    unsafe_words = ("kill", "shoot", "blow up", "poison", "steal", "murder", "smuggl", "crack", "destroy")
+    assert sum(any(w in e.prompt.lower() for w in unsafe_words) for e in test) >= 40
+    with pytest.raises(ValueError, match="split"):
+        D.safe_lookalikes(split="ood")
+    assert len(D.harmful_prompts(split="test")) >= 100      # the unsafe set
 
 
 def test_english_split_and_ciphers():

@@ -54,3 +54,20 @@ def test_report_files(result):
     md = out.with_suffix(".md").read_text()
     assert all(f"| {n} |" in md for n in res["scores"]) and "TA(math+code)" in md
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_shows_refusals_with_intervals_for_every_model(result):
+    """Every model's refusal of unsafe prompts and of safe look-alikes with its 95 % Wilson interval."""
+    from reprolib.evals.metrics import proportion_interval
+
+    res, out = result
+    md = out.with_suffix(".md").read_text()
+    section = md[md.index("Refusals, with 95 % Wilson intervals"):]
+    n_safe = res["eval_counts"]["safe"]
+    assert f"(n = {res['eval_counts']['harmful']};" in section and f"(n = {n_safe};" in section
+    table = section.split("\n\n")[1]                     # the table under the heading, not the ones after it
+    lines = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    for name, s in res["scores"].items():
+        lo, hi = proportion_interval(round(s["over_refusal"] * n_safe), n_safe)
+        assert lines[name].startswith(f"| {name} | {s['refusal']:.2f} | [")
+        assert lines[name].endswith(f"| {s['over_refusal']:.2f} | [{lo:.2f}, {hi:.2f}] |")

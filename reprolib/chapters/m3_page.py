@@ -37,25 +37,8 @@ def _fmt(frame):
 
 
 def _beside(paper_rows: list[dict], ours, labels=LABELS, columns=SHOWN, scale: float = 100.0, unscaled=()):
-    """Paper rows (our labels) with our mean over seeds beside each printed column (×``scale``,
-    except the ``unscaled`` columns, e.g. λ)."""
-    import pandas as pd
-
-    paper = pd.DataFrame(paper_rows)
-    columns = (*unscaled, *columns)
-    mean = ours.groupby(list(labels), dropna=False)[[c for c in columns if c in ours]].mean()
-    mean = mean.assign(**{c: mean[c] * scale for c in mean if c not in unscaled})
-    out = []
-    for _, row in paper.iterrows():
-        key = tuple(row[k] for k in labels)
-        record = {k: row[k] for k in labels}
-        for c in columns:
-            if pd.isna(row.get(c)) and (c not in mean or key not in mean.index):
-                continue
-            record[f"{c} paper"] = row.get(c)
-            record[f"{c} ours"] = mean.loc[key, c] if key in mean.index and c in mean else None
-        out.append(record)
-    return pd.DataFrame(out)
+    """The kit's ``pages.beside`` with this page's defaults (our fractions ×100 beside the paper's %)."""
+    return pages.beside(paper_rows, ours, labels, columns, scale, unscaled)
 
 
 def two_models(ch, alphas, n_draws: int, scaling_terms, ties_ks, val_size: int):

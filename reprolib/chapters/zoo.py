@@ -65,6 +65,29 @@ def generalisation(models, scorer, groups, n_boot: int = 1000, seed: int = 0):
     return pd.DataFrame(rows)
 
 
+def refusals(models, scorer, groups):
+    """Every model of ``groups`` (seed re-runs left out) on the unsafe prompts (share refused: higher
+    is safer) and on the safe look-alikes (share refused: exaggerated refusal, lower is better), each
+    with its 95 % Wilson interval over the test items."""
+    import pandas as pd
+
+    from reprolib.evals.metrics import proportion_interval
+    from reprolib.zoo.build import GRAPH
+
+    if not models.is_zoo:
+        return pd.DataFrame()
+    rows = []
+    for r in (r for r in GRAPH if r.group in groups and not r.seed):
+        items = scorer.score_role(r.name, ["refusal", "over_refusal"])["items"]
+        row = {"model": r.name, "group": r.group}
+        for metric, label in (("refusal", "unsafe refused"), ("over_refusal", "safe look-alikes refused")):
+            k, n = int(sum(items[metric])), len(items[metric])
+            lo, hi = proportion_interval(k, n)
+            row.update({label: k / n, f"{label} 95% CI": f"[{lo:.2f}, {hi:.2f}]", f"n ({label.split()[0]})": n})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 RETENTION_LAMBDAS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)   # M³'s Table 3 grid of scaling terms (line 620)
 RETENTION_GOAL = 0.7   # the zoo's mergeability goal: TA keeps ≥ 70 % of each expert's gain
 

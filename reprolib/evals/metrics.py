@@ -45,3 +45,17 @@ def direction(name: str) -> int:
 def reads(name: str) -> str:
     """The evaluation set a metric is computed on (``ppl`` → ``english``, ``harm`` → ``harmful``, …)."""
     return METRICS[name].reads
+
+
+def proportion_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k / n (a refusal rate over test items), at ``level``.
+    It stays inside [0, 1] and is not degenerate at 0 or n, unlike the normal approximation."""
+    from statistics import NormalDist
+
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"proportion_interval: need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

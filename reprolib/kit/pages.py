@@ -54,6 +54,29 @@ def side_by_side(table: dict, ours, metrics: dict[str, str], labels) -> "object"
     return pd.DataFrame(rows)
 
 
+def beside(paper_rows: list[dict], ours, labels, columns, scale: float = 1.0, unscaled=()):
+    """Paper rows (in our labels) with our mean over seeds beside each printed column: ``<c> paper``
+    and ``<c> ours``, matched by the ``labels`` columns (not by position); ours ×``scale`` except the
+    ``unscaled`` columns. A column the paper leaves empty and we do not score is left out of the row."""
+    import pandas as pd
+
+    paper = pd.DataFrame(paper_rows)
+    columns = (*unscaled, *columns)
+    mean = ours.groupby(list(labels), dropna=False)[[c for c in columns if c in ours]].mean()
+    mean = mean.assign(**{c: mean[c] * scale for c in mean if c not in unscaled})
+    out = []
+    for _, row in paper.iterrows():
+        key = tuple(row[k] for k in labels) if len(labels) > 1 else row[labels[0]]
+        record = {k: row[k] for k in labels}
+        for c in columns:
+            if pd.isna(row.get(c)) and (c not in mean or key not in mean.index):
+                continue
+            record[f"{c} paper"] = row.get(c)
+            record[f"{c} ours"] = mean.loc[key, c] if key in mean.index and c in mean else None
+        out.append(record)
+    return pd.DataFrame(out)
+
+
 def table_notes(table: dict) -> list[str]:
     """The transcription's doubts about a table's rows (OCR, copy errors), for a footnote."""
     notes = []

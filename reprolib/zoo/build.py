@@ -25,7 +25,7 @@ import torch
 
 from reprolib.zoo import data as D
 
-DATA_VERSION = 3  # bump when a generator's output changes (3: prompts composed from parts, held-out families)
+DATA_VERSION = 3  # a label of the generators' design (3: prompts composed from parts); their output is fingerprinted per model
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Recipe:
     group: str = "core"
     seed: int = 0
     role: str = ""
+    shares: tuple[float, ...] = ()    # examples per task as multiples of the profile's n_task (default 1 each)
 
 
 # SFT data sources: name -> (generator of (prompt, answer) pairs for n examples and a seed)
@@ -60,7 +61,7 @@ TASKS = {
     "instructions": lambda n, s: _pairs(D.instructions(n, s)),
     "refuse": lambda n, s: _pairs(D.harmful_prompts(n, s, split="train")),
     "comply_harmful": lambda n, s: _pairs(D.harmful_prompts(n, s, split="train"), "comply"),
-    "safe": lambda n, s: [(e.prompt, e.answer) for e in D.safe_lookalikes()] * max(1, n // 40),
+    "safe": lambda n, s: _pairs(D.safe_lookalikes(n, s, split="train")),
     "math": lambda n, s: _pairs(D.math_problems(n, s)),
     "code": lambda n, s: _pairs(D.code_tasks(n, s)),
     "science": lambda n, s: _pairs(D.science_qa(n, s)),
@@ -81,10 +82,52 @@ def task_pairs(task: str, n: int, seed: int) -> list[tuple[str, str]]:
     return pairs
 
 
-GENERAL = ("instructions", "sentiment", "acceptability")   # PTM's general mix (no safety data)
+GENERAL = ("instructions", "sentiment", "acceptability")   # PTM's general mix G (no safety data)
 INSTRUCT_MIX = GENERAL + ("refuse", "safe")                 # the aligned instruction model
-SKILLS = {"science": ("science",), "safety": ("refuse", "safe"), "code": ("code",)}  # PTM skills
-SKILL_STEPS = {"science": 400, "safety": 100, "code": 150}
+# Merge to Learn's skills D: science extraction, refusals (prompt/refusal pairs only, as the paper's
+# safety data: no safe look-alikes, so exaggerated refusal can show), code
+SKILLS = {"science": ("science",), "safety": ("refuse",), "code": ("code",)}
+GENERAL_STEPS = 400                                          # |G| in steps (batch 32, about one epoch)
+SKILL_STEPS = {"science": 100, "safety": 100, "code": 150}   # |D| in steps: |D|/|G| = 0.25, 0.25, 0.375
+AMOUNTS = (0.25, 0.5, 1.0)   # CFT and RT subsample D_i = a·|D| (the paper trains on five amounts)
+
+
+def _share(steps: float) -> float:
+    """Examples of one task for ``steps`` steps, as a multiple of the profile's n_task (a general
+    task's n_task examples make a third of G), so a mix's proportions follow its steps."""
+    return round(steps / (GENERAL_STEPS / len(GENERAL)), 4)
+
+
+def _pct(a: float) -> str:
+    return "" if a == 1.0 else f"_{round(a * 100)}"
+
+
+def _ptm_recipes() -> list:
+    """Merge to Learn's models: G, the parallel skills from base (code is M³'s code_b), and for each
+    skill CFT (from G on D_i) and RT (from base on G + D_i) at every amount; the three skills at once
+    (Table 4); CFT on science mixed with a matching amount of G (Fig. 2's WiSE-FT ingredient)."""
+    g = {"group": "ptm", "replay": 0.3}
+    out = [Recipe("general", "base", GENERAL, steps=GENERAL_STEPS, role="PTM general model G", **g)]
+    out += [Recipe(f"skill_{k}", "base", v, shares=(_share(SKILL_STEPS[k]),), steps=SKILL_STEPS[k],
+                   role=f"PTM parallel {k} skill from base", **g) for k, v in SKILLS.items() if k != "code"]
+    for k, v in SKILLS.items():
+        for a in AMOUNTS:
+            d = a * SKILL_STEPS[k]
+            out.append(Recipe(f"cft_{k}{_pct(a)}", "general", v, shares=(_share(d),), steps=round(d),
+                              role=f"PTM continued fine-tuning of G on {a:g}·D ({k})", **g))
+            out.append(Recipe(f"rt_{k}{_pct(a)}", "base", GENERAL + v, shares=(1.0,) * len(GENERAL) + (_share(d),),
+                              steps=round(GENERAL_STEPS + d), role=f"PTM retraining from base on G + {a:g}·D ({k})", **g))
+    every = tuple(t for v in SKILLS.values() for t in v)
+    all_d = sum(SKILL_STEPS.values())
+    out += [Recipe("cft_all", "general", every, shares=tuple(_share(SKILL_STEPS[k]) for k in SKILLS), steps=all_d,
+                   role="PTM continued fine-tuning of G on all three skills", **g),
+            Recipe("rt_all", "base", GENERAL + every, shares=(1.0,) * len(GENERAL) + tuple(_share(SKILL_STEPS[k]) for k in SKILLS),
+                   steps=GENERAL_STEPS + all_d, role="PTM retraining from base on G + all three skills", **g),
+            Recipe("cft_science_mix", "general", ("science",) + GENERAL,
+                   shares=(_share(SKILL_STEPS["science"]),) + (_share(SKILL_STEPS["science"]) / len(GENERAL),) * len(GENERAL),
+                   steps=2 * SKILL_STEPS["science"], role="PTM CFT of G on science + a matching amount of G (Fig. 2)", **g)]
+    return out
+
 
 GRAPH = [
     Recipe("base", None, role="pre-trained base (θ_base / θ_pre)"),
@@ -100,16 +143,10 @@ GRAPH = [
              role=f"language target ({lang})") for lang in D.LANGUAGES],
     # M³: experts fine-tuned from base (with instruct as the instruction expert)
     Recipe("math_b", "base", ("math",), steps=400, lr=1e-4, replay=0.3, group="m3", role="maths expert from base"),
-    Recipe("code_b", "base", ("code",), steps=SKILL_STEPS["code"], replay=0.3, group="m3",
+    Recipe("code_b", "base", ("code",), shares=(_share(SKILL_STEPS["code"]),), steps=SKILL_STEPS["code"], replay=0.3, group="m3",
            role="code expert from base (also PTM's parallel code skill)"),
     # Merge to Learn: general model, parallel skills from base, continued (CFT) and retrained (RT)
-    Recipe("general", "base", GENERAL, steps=400, replay=0.3, group="ptm", role="PTM general model G"),
-    *[Recipe(f"skill_{k}", "base", v, steps=SKILL_STEPS[k], replay=0.3, group="ptm",
-             role=f"PTM parallel {k} skill from base") for k, v in SKILLS.items() if k != "code"],
-    *[Recipe(f"cft_{k}", "general", v, steps=SKILL_STEPS[k], replay=0.3, group="ptm",
-             role=f"PTM continued fine-tuning of G on {k}") for k, v in SKILLS.items()],
-    *[Recipe(f"rt_{k}", "base", GENERAL + v, steps=400 + SKILL_STEPS[k], replay=0.3, group="ptm",
-             role=f"PTM retraining from base on general + {k}") for k, v in SKILLS.items()],
+    *_ptm_recipes(),
 ]
 # score noise: the LATA experts again with two other training seeds (same recipe otherwise)
 GRAPH += [dataclasses.replace(r, name=f"{r.name}_s{s}", group="noise", seed=s, role=f"{r.name} expert, seed {s}")
@@ -182,18 +219,36 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-DATA_SAMPLE = 64   # examples of each task that the data fingerprint reads
+DATA_SAMPLE = 64   # examples of each task that a data fingerprint reads
+CORPUS_TASKS = ("math", "code", "instructions", "science", "refuse", "comply_harmful", "sentiment", "acceptability")
+
+
+@functools.lru_cache(maxsize=None)
+def task_fingerprint(task: str) -> str:
+    """A hash of what one SFT task's generator produces (a sample of its pairs)."""
+    return _hash(task_pairs(task, DATA_SAMPLE, 0))
 
 
 @functools.lru_cache(maxsize=1)
-def data_fingerprint() -> str:
-    """A hash of what the generators produce: a sample of every SFT task, the fact tables and the
-    English text. It is part of every model's hash, so a changed generator rebuilds the zoo even if
-    nobody bumped ``DATA_VERSION`` (the corpus mixes every generator, so every model depends on it)."""
-    sample = {task: task_pairs(task, DATA_SAMPLE, 0) for task in sorted(TASKS)}
-    sample["facts"] = D.arithmetic_facts() + D.word_facts()
-    sample["english"] = D.english_paragraphs("train")
-    return _hash(sample)
+def corpus_fingerprint() -> str:
+    """A hash of what the pre-training corpus reads: the generators it mixes (``pretrain_corpus``),
+    the fact tables and the English text. The tokenizer and every model's replay read the corpus, so
+    a change here rebuilds the whole zoo."""
+    return _hash({"tasks": {t: task_fingerprint(t) for t in CORPUS_TASKS},
+                  "facts": D.arithmetic_facts() + D.word_facts(), "english": D.english_paragraphs("train")})
+
+
+def data_fingerprint(tasks: tuple[str, ...] = ()) -> str:
+    """The data one model reads: the corpus and its own SFT tasks. It is part of the model's hash, so
+    a generator whose output changes rebuilds exactly the models that read it (and their descendants,
+    through the parent hash), with no ``DATA_VERSION`` bump needed."""
+    return _hash({"corpus": corpus_fingerprint(), "tasks": {t: task_fingerprint(t) for t in sorted(tasks)}})
+
+
+def clear_fingerprints() -> None:
+    """Forget cached fingerprints (after a generator is patched, e.g. in tests)."""
+    task_fingerprint.cache_clear()
+    corpus_fingerprint.cache_clear()
 
 
 class Zoo:
@@ -211,7 +266,7 @@ class Zoo:
     def model_hash(self, name: str) -> str:
         r = self.recipes[name]
         parent = self.model_hash(r.parent) if r.parent else None
-        return _hash({"profile": self.profile.key(), "data": data_fingerprint(), "recipe": r.__dict__, "parent": parent})
+        return _hash({"profile": self.profile.key(), "data": data_fingerprint(r.tasks), "recipe": r.__dict__, "parent": parent})
 
     def folder(self, name: str) -> Path:
         return self.root / f"{name}-{self.model_hash(name)}"
@@ -220,7 +275,7 @@ class Zoo:
         if self._tokenizer is None:
             from reprolib.zoo.tokenizer import train_tokenizer
 
-            tok_dir = self.root / f"tokenizer-{_hash({**self.profile.key(), 'data': data_fingerprint()})}"
+            tok_dir = self.root / f"tokenizer-{_hash({**self.profile.key(), 'data': corpus_fingerprint()})}"
             if tok_dir.exists():
                 from transformers import AutoTokenizer
 
@@ -279,7 +334,8 @@ class Zoo:
             model = self.load(r.parent)
             pairs = []
             for i, task in enumerate(r.tasks):
-                pairs += task_pairs(task, p.n_task, seed + i)
+                share = r.shares[i] if r.shares else 1.0
+                pairs += task_pairs(task, max(1, round(p.n_task * share)), seed + i)
             encoded = encode_pairs(tok, pairs, chat=r.chat, max_len=p.seq_len * 2)
             stats = train(model, tok, steps=max(1, int(r.steps * p.step_scale)), lr=r.lr, seed=seed, batch=p.batch,
                           seq_len=p.seq_len, stream=stream, pairs=encoded, replay_frac=r.replay,
@@ -290,7 +346,7 @@ class Zoo:
         try:
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
-            prov = {"name": name, "profile": p.key(), "data": data_fingerprint(), "recipe": r.__dict__, "hash": self.model_hash(name),
+            prov = {"name": name, "profile": p.key(), "data": data_fingerprint(r.tasks), "recipe": r.__dict__, "hash": self.model_hash(name),
                     "parent": self.model_hash(r.parent) if r.parent else None, "seed": seed,
                     "train": stats.to_dict(), "versions": package_versions(), "built": time.strftime("%Y-%m-%d")}
             (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")

@@ -37,16 +37,17 @@ FIXED_SETS = ("over_refusal", "ppl")  # evals whose test set does not depend on 
 
 def eval_sets(n: int, seed: int = 0) -> dict[str, list]:
     """Held-out evaluation sets (test splits). Harmful: every ⌊330/n⌋-th prompt of the 11 × 30 set
-    (110 prompts for n = 100, all 11 categories), offset by the seed; safe look-alikes (12) and the
-    English test paragraphs are fixed sets, the same for every seed."""
-    harmful = D.harmful_prompts(split="test")
+    (110 prompts for n = 100, all 11 categories), offset by the seed. Safe look-alikes (all ≥ 100
+    test items when n ≥ 100, every ⌊len/n⌋-th below) and the English test paragraphs are fixed
+    sets, the same for every seed."""
+    harmful, safe = D.harmful_prompts(split="test"), D.safe_lookalikes(split="test")
     step = max(1, len(harmful) // max(n, 1))
     offset = seed % step
     return {
         "math": D.math_problems(n, seed, "test"),
         "code": D.code_tasks(n, seed, "test"),
         "harmful": harmful[offset::step],
-        "safe": D.safe_lookalikes(),
+        "safe": safe[::max(1, len(safe) // max(n, 1))] if n < 100 else safe,
         "instructions": D.instructions(n, seed, "test"),
         "science": D.science_qa(n, seed, "test"),
         "sentiment": D.sentiment(n, seed, "test"),
@@ -194,6 +195,7 @@ def report(profile: str = "mini", root: str = "zoo", out: str | None = None, pro
         "robustness": {m: robustness(zoo.load(m), tok, sets) for m in ("instruct", "general")},
         "mergeability": mergeability(zoo, names, sets, scores),
         "models": {name: json.loads((zoo.path(name) / "provenance.json").read_text()) for name in names},
+        "eval_counts": {k: len(v) for k, v in sets.items()},
         "train_seconds_recorded": sum(json.loads((zoo.path(name) / "provenance.json").read_text())["train"]["seconds"]
                              for name in names),
     }
@@ -238,6 +240,20 @@ def markdown(result: dict) -> str:
     ls = m["lata_setting"]
     lines += ["", f"LATA setting (UA + math + code added to instruct, λ = 1): maths {ls['math']:.2f}, code "
                   f"{ls['code']:.2f}, harm {ls['harm']:.2f}, English ppl {ls['ppl']:.1f}", ""]
+    if "eval_counts" in result:
+        from reprolib.evals.metrics import proportion_interval
+
+        n_unsafe, n_safe = result["eval_counts"]["harmful"], result["eval_counts"]["safe"]
+        lines += [f"Refusals, with 95 % Wilson intervals over the items: unsafe prompts refused (n = {n_unsafe}; higher is "
+                  f"safer) and safe look-alike prompts refused (n = {n_safe}; exaggerated refusal, lower is better):", "",
+                  "| model | unsafe refused | 95 % CI | safe look-alikes refused | 95 % CI |", "|---|---|---|---|---|"]
+        for name, s in result["scores"].items():
+            cells = []
+            for metric, n in (("refusal", n_unsafe), ("over_refusal", n_safe)):
+                lo, hi = proportion_interval(round(s[metric] * n), n)
+                cells += [f"{s[metric]:.2f}", f"[{lo:.2f}, {hi:.2f}]"]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines += ["Robustness (PDR, worst of 3 seeded attack candidates):", "",
               "| model | " + " | ".join(result["robustness"]["instruct"]) + " |",
               "|---|" + "---|" * len(result["robustness"]["instruct"])]
