@@ -31,10 +31,15 @@ def open_ptm(**params):
                                     "CodeFeedback", **params)
 
 
+def _number(x: float) -> str:
+    """4 significant digits, but whole numbers of steps in full (11766, not 1.177e+04)."""
+    return f"{x:.0f}" if abs(x) >= 1e4 and float(x).is_integer() else f"{x:.4g}"
+
+
 def _fmt(frame):
     import pandas as pd
 
-    pd.options.display.float_format = "{:.4g}".format
+    pd.options.display.float_format = _number
     return frame
 
 
