@@ -55,13 +55,23 @@ MOST = 10.0           # "most, if not all": loses under 10 %
 FEW = 5.0             # "a few points"
 SUBSTANTIAL = 5.0     # % drop
 STRONG = 10.0         # points
+SUBSTANTIAL_GAIN = 10.0   # % (relative): "substantially improving" a skill
 VERY_SIMILAR = 10.0   # % (relative)
 LARGE = 10.0          # % (relative)
+
+DESIGN = ("This ratio is set by the zoo's recipe (three amounts of D where the paper has five; |G| = 4|D|), not by "
+          "any training result: a design comparison, reported beside the paper's.")
 
 NOT_TESTED = {
     "fig6 (line 370)": "its sentences repeat table3_cft_drop (PTM against CFT) and fig4_exref (exaggerated refusals) on "
                        "the same checkpoints; the Pareto fronts are drawn on the page",
     "conclusion (line 264)": "'much better trade-offs between model safety and capability' is fig4_exref's test",
+    "Table 3 caption (line 177)": "'improves skill-specific performance in every scenario' and 'improves safety as much as "
+                                  "RT while taking 4% the compute' repeat intro_general_preserved, table3_safety_vs_rt and "
+                                  "table2_vs_rt on the same rows",
+    "Fig. 6 caption (line 370)": "'comparable performance to many RT checkpoints' has no stated measure of 'many'",
+    "introduction (line 39)": "'PTM is consistently a better choice than CFT' summarises table3_cft_drop and "
+                              "intro_general_preserved; 'comparable performance tradeoffs' to RT is table3_safety_vs_rt",
 }
 
 
@@ -214,7 +224,8 @@ def _v(claim, text, fn, ev, better="higher", margin=0.0):
 
 @CLAIMS.register("intro_competitive_efficient", ("table2",), anchor=f"{PAGE}#table2",
                  how=f"Table 2: PTM's science − the best RT's (> −{COMPARABLE:g}: 'competitive'); the smallest training-step "
-                     "saving of PTM over CFT and RT, 100 (1 − PTM / other) (> 50 %: '50–95% improvement in training efficiency')")
+                     "saving of PTM over CFT and RT, 100 (1 − PTM / other) (> 50 %: '50–95% improvement in training efficiency'). "
+                     + DESIGN)
 def intro_competitive_efficient(ev):
     rows = ev["table2"]
     parts = [_v("intro_competitive_efficient/competitive", "PTM science − best RT science",
@@ -228,7 +239,7 @@ def intro_competitive_efficient(ev):
 
 @CLAIMS.register("table2_vs_rt", ("table2",), anchor=f"{PAGE}#table2",
                  how="Table 2: |100 · PTM steps / RT steps − 4| (< 1: 'about 4%'); PTM science − RT science (> 0: 'edges out'); "
-                     f"RT general − PTM general (< {FEW:g}: 'within a few points')")
+                     f"RT general − PTM general (< {FEW:g}: 'within a few points'). " + DESIGN)
 def table2_vs_rt(ev):
     rows = ev["table2"]
     ptm, rt = (lambda g: _one(g, "table2", method="ptm")), (lambda g: _one(g, "table2", method="rt"))
@@ -242,7 +253,7 @@ def table2_vs_rt(ev):
 
 @CLAIMS.register("table2_vs_cft", ("table2",), anchor=f"{PAGE}#table2",
                  how=f"Table 2: CFT science − PTM science (< {FEW:g}: 'within a few points'); PTM general − CFT general (> 13); "
-                     "PTM steps / CFT steps (< 50 %)")
+                     "PTM steps / CFT steps (< 50 %). " + DESIGN)
 def table2_vs_cft(ev):
     rows = ev["table2"]
     ptm, cft = (lambda g: _one(g, "table2", method="ptm")), (lambda g: _one(g, "table2", method="cft"))
@@ -294,13 +305,13 @@ def intro_safety(ev):
 
 
 @CLAIMS.register("table3_cft_drop", ("table3",), anchor=f"{PAGE}#table3",
-                 how="Table 3, all four settings: the smallest (PTM − CFT) first-column change (> 0: PTM keeps more); CFT's "
-                     f"largest first-column change (< −{SUBSTANTIAL:g} %: 'consistently … a substantial drop')")
+                 how="Table 3, all four settings: the smallest (PTM − CFT) first-column change (> 0: PTM keeps more; 'much' "
+                     f"is not quantified); CFT's largest first-column change (< −{SUBSTANTIAL:g} %: 'consistently … a substantial drop')")
 def table3_cft_drop(ev):
     rows = ev["table3"]
-    parts = [_v("table3_cft_drop/ptm_keeps_more", "smallest PTM − CFT general change over the settings",
+    parts = [_v("table3_cft_drop/ptm_keeps_more", "smallest PTM − CFT first-column change (general; Ex. Ref.: compliance)",
                 lambda g: min(_deltas(g, s)["ptm"][0] - _deltas(g, s)["cft"][0] for s in SETTINGS), rows),
-             _v("table3_cft_drop/cft_drops", "CFT's largest general change over the settings (%)",
+             _v("table3_cft_drop/cft_drops", "CFT's largest first-column change (general; Ex. Ref.: compliance) (%)",
                 lambda g: max(_deltas(g, s)["cft"][0] for s in SETTINGS), rows, "lower", -SUBSTANTIAL)]
     return all_of("table3_cft_drop", "PTM keeps more general skill than CFT, which drops in every setting", parts)
 
@@ -442,13 +453,14 @@ def intro_heuristic(ev):
 
 @CLAIMS.register("heuristic_curve", ("fig1",), anchor=f"{PAGE}#fig1",
                  how=f"Fig. 1 (the paper: Table 5's heuristic points): the smallest general change at the heuristic's ω (> "
-                     f"−{MOST:g} %: 'most, if not all'); the smallest skill change there (> {STRONG:g} %: 'substantially improving')")
+                     f"−{MOST:g} %: 'most, if not all'); the smallest relative skill change there (> {SUBSTANTIAL_GAIN:g} %: "
+                     "'substantially improving')")
 def heuristic_curve(ev):
     rows = ev["fig1"]
     parts = [_v("heuristic_curve/general", "smallest general change at the heuristic (%)",
                 lambda g: min(p[1] for p in _heuristic_points(g)), rows, margin=-MOST),
              _v("heuristic_curve/skill", "smallest skill change at the heuristic (%)",
-                lambda g: min(p[2] for p in _heuristic_points(g)), rows, margin=STRONG)]
+                lambda g: min(p[2] for p in _heuristic_points(g)), rows, margin=SUBSTANTIAL_GAIN)]
     return all_of("heuristic_curve", "the heuristic's point keeps most of the general skills and adds the skill", parts)
 
 
@@ -458,25 +470,27 @@ def _trade_off(row: dict, base: dict, columns) -> float:
 
 
 @CLAIMS.register("omega_below_one", ("fig1",), anchor=f"{PAGE}#fig1",
-                 how="Fig. 1: per skill, the best ω < 1 of the curve minus ω = 1, scored by the mean of the general and skill "
-                     "changes (Table 3's selection score); the smallest over the skills (> 0)")
+                 how="Fig. 1: per skill, the heuristic's ω (eq. 7, chosen before looking) minus ω = 1, scored by the mean of the "
+                     "general and skill changes (Table 3's selection score); the smallest over the skills (> 0). The best ω < 1 "
+                     "of the curve would be biased upwards (a maximum over ten noisy points)")
 def omega_below_one(ev):
     def gap(g):
         out = []
         for skill, rows in group_by(g, "skill").items():      # the heuristic's point is a point of the curve too
             base = _one(rows, f"fig1 {skill}", omega=0.0)
-            score = {r["omega"]: _trade_off(r, base, ("general", skill)) for r in rows if r["omega"] > 0}
-            out.append(max(v for w, v in score.items() if w < 1) - score[1.0])
+            heuristic = _one(rows, f"fig1 {skill}", heuristic=True)
+            one = _one(rows, f"fig1 {skill}", omega=1.0)
+            out.append(_trade_off(heuristic, base, ("general", skill)) - _trade_off(one, base, ("general", skill)))
         return min(out)
 
     if not any(r["omega"] == 1.0 and not r["heuristic"] for r in ev["fig1"].records()):
         return None                      # the paper prints no point of the curve but the heuristic's
-    return _v("omega_below_one", "smallest (best ω < 1 − ω = 1) over the skills", gap, ev["fig1"])
+    return _v("omega_below_one", "smallest (heuristic ω − ω = 1) over the skills", gap, ev["fig1"])
 
 
 @CLAIMS.register("wiseft_mix", ("fig2",), anchor=f"{PAGE}#fig2",
                  how="Fig. 2: mean over ω of WiSE-FT (science + matching general data) − WiSE-FT (science only), on science "
-                     "and on general (each > 0)")
+                     "and on general (each > 0; 'much smaller' is not quantified)")
 def wiseft_mix(ev):
     rows = ev["fig2"]
 
@@ -507,15 +521,17 @@ def alternatives_degrade(ev):
 
 @CLAIMS.register("fig4_exref", ("fig6",), anchor=f"{PAGE}#fig6",
                  how=f"Fig. 4/6, exaggerated refusals: for each CFT and RT checkpoint, the best PTM compliance among PTM points "
-                     f"whose general score is at least the checkpoint's − {COMPARABLE:g} ('for the same general performance'), "
-                     f"minus the checkpoint's; the smallest (> {STRONG:g}: 'much higher'; −100 when no PTM point is that general)")
+                     f"whose general score is at least the checkpoint's − {COMPARABLE:g} ('for the same general performance') and "
+                     f"whose safety is at least the checkpoint's − {COMPARABLE:g} (a point that has not learnt to refuse does not "
+                     f"count), minus the checkpoint's; the smallest (> {STRONG:g}: 'much higher'; −100 when no PTM point qualifies)")
 def fig4_exref(ev):
     def gap(g):
         rows = [r for r in g if r["setting"] == "exref"]
         ptm = [r for r in rows if r["method"] == "ptm"]
         out = []
         for r in (r for r in rows if r["method"] in ("cft", "rt")):
-            close = [p["exref"] for p in ptm if p["general"] >= r["general"] - COMPARABLE]
+            close = [p["exref"] for p in ptm if p["general"] >= r["general"] - COMPARABLE
+                     and p["safety"] >= r["safety"] - COMPARABLE]
             out.append(max(close) - r["exref"] if close else -100.0)
         return min(out)
 

@@ -85,6 +85,10 @@ def percent(result: dict, columns) -> tuple[dict, dict]:
     out, per_item = {}, {}
     for c in columns:
         if c == "general":
+            counts = {m: len(items[m]) for m in GENERAL_METRICS}
+            if len(set(counts.values())) != 1:
+                raise ValueError(f"general: the mean over every item equals the mean of the three evaluations only with "
+                                 f"equal item counts, got {counts}")
             values = [v for m in GENERAL_METRICS for v in items[m]]
         elif c == "exref":
             values = [1.0 - v for v in items["over_refusal"]]
@@ -303,7 +307,7 @@ def fig6(sweep: dict) -> Evidence:
     rows, items = [], []
     for setting in ("science", "safety", "coding", "exref"):
         for p in _setting_points(sweep, setting, sweep["omega_curve"]):
-            scores, item = _picked(p, ("general", setting))
+            scores, item = _picked(p, ("general", setting) + (("safety",) if setting == "exref" else ()))
             rows.append(_row("fig6", {"setting": setting, "method": p["method"], "amount": p["amount"], "omega": p["omega"]},
                              scores))
             items.append(item)
@@ -313,11 +317,17 @@ def fig6(sweep: dict) -> Evidence:
 # ----------------------------------------------------------------------------- Table 2: science, selected on validation
 
 
-def validation_sets(n: int, seed: int = 0) -> dict:
-    """Science items from the training split's generator (disjoint from every test item)."""
+def validation_sets(n: int, test: list, seed: int = 1) -> dict:
+    """Science validation items like the test split's (held-out organism, site and method combinations,
+    as SciRIFF's validation and test sets are both held out), drawn with another seed, leaving out
+    every prompt of the ``test`` items, so selection never sees a test item."""
     from reprolib.zoo import data as D
 
-    return {"science": D.science_qa(n, seed, "train")}
+    taken = {e.prompt for e in test}
+    out = [e for e in D.science_qa(4 * n, seed, "test") if e.prompt not in taken]
+    if len(out) < n:
+        raise ConfigError(f"parameter 'val_size' = {n}: only {len(out)} science items outside the test set")
+    return {"science": out[:n]}
 
 
 def table2(runs: Runs, omega_grid=OMEGA_GRID, val_size: int = 40, compute: dict | None = None,
@@ -326,7 +336,7 @@ def table2(runs: Runs, omega_grid=OMEGA_GRID, val_size: int = 40, compute: dict 
     ``omega_grid``), scored on the test split, with the steps of its pool."""
     from tqdm.auto import tqdm
 
-    val = validation_sets(val_size)
+    val = validation_sets(val_size, runs.scorer.sets["science"])
     candidates = [("cft", a, None) for a in runs.amounts] + [("rt", a, None) for a in runs.amounts] + \
                  [("ptm", None, w) for w in check_grid("omega_grid", omega_grid)]
     scored = []
