@@ -96,17 +96,20 @@ def taujp(model: nn.Module, params0: Params, tau_a: Params, tau_b: Params, x_a, 
 
 class LinearizedModel(nn.Module):
     """f_lin(x; θ) = f(x; θ0) + (θ − θ0)·∇θ f(x; θ0) (Eq. 3 / 5): the first-order Taylor expansion of
-    ``model`` at its current weights θ0, trainable in θ (which starts at θ0). ``task_vector()`` is
-    θ − θ0; the model the linearised task vector is added to is ``model`` at θ0."""
+    ``model`` at its current weights θ0, trainable in θ (which starts at θ0; a parameter that was frozen
+    in ``model``, e.g. a classification head, stays frozen). ``task_vector()`` is θ − θ0; the model
+    the linearised task vector is added to is ``model`` at θ0."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        trainable = {k for k, p in model.named_parameters() if p.requires_grad}   # a frozen head stays frozen in θ
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.keys = [k for k, _ in model.named_parameters()]
         self.params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
-        self.theta = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v.clone()) for k, v in self.params0.items()})
+        self.theta = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v.clone(), requires_grad=k in trainable)
+                                       for k, v in self.params0.items()})
 
     def task_vector(self) -> dict[str, Tensor]:
         return {k: self.theta[k.replace(".", "__")] - self.params0[k] for k in self.keys}

@@ -1,0 +1,56 @@
+"""Fine-tuning on the vision zoo's θ0 in the three regimes (τJp groundwork): the loss falls, the task
+vector covers the backbone only, the same seed gives the same bytes, and the τJp penalty lowers the
+τJp between the task vector and another task's inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reprolib import taujp as T
+from reprolib.vision import tasks as V
+from reprolib.vision.finetune import finetune
+from reprolib.vision.model import Classifier
+from reprolib.vision.zoo import VisionZoo
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory):
+    backbone, heads = VisionZoo("tiny", root=tmp_path_factory.mktemp("vz"), progress=False).pretrained()
+    data = {t: tuple(map(torch.from_numpy, V.make_task(t, 96, 0, "train"))) for t in ("shapes", "digits", "textures")}
+    return backbone, heads, data
+
+
+@pytest.mark.parametrize("regime", ["nonlinear", "linear"])
+def test_each_regime_learns_and_touches_the_backbone_only(start, regime):
+    backbone, heads, data = start
+    x, y = data["shapes"]
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    tau, losses = finetune(backbone, heads["shapes"], x, y, regime, steps=40, lr=3e-3, seed=0)
+    assert sum(losses[-5:]) < sum(losses[:5])
+    assert set(tau) == {k for k, _ in backbone.named_parameters()} and any(v.abs().sum() > 0 for v in tau.values())
+    again, _ = finetune(backbone, heads["shapes"], x, y, regime, steps=40, lr=3e-3, seed=0)
+    assert all(torch.equal(tau[k], again[k]) for k in tau)                  # same seed, same bytes
+    assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())   # θ0 itself is left as it was
+
+
+def test_the_taujp_penalty_lowers_taujp_with_the_other_tasks(start):
+    backbone, heads, data = start
+    x, y = data["shapes"]
+    others = [data["digits"][0], data["textures"][0]]
+    plain, _ = finetune(backbone, heads["shapes"], x, y, "linear", steps=40, lr=3e-3, seed=1)
+    regular, _ = finetune(backbone, heads["shapes"], x, y, "linear_taujp", steps=40, lr=3e-3, seed=1, others=others,
+                          penalty=10.0)
+    model = Classifier(backbone, heads["digits"])
+    p0 = T.params_of(model)
+    zero = {k: torch.zeros_like(v) for k, v in p0.items()}
+
+    def on_digits(tau):          # ‖τ·∇θ f(x_digits; θ0)‖² (the half of τJp that τ_shapes contributes)
+        full = {**zero, **{f"backbone.{k}": v for k, v in tau.items()}}
+        return 2 * T.taujp(model, p0, full, zero, x, data["digits"][0])
+
+    assert on_digits(regular) < 0.5 * on_digits(plain)
+    with pytest.raises(ValueError, match="needs the other tasks"):
+        finetune(backbone, heads["shapes"], x, y, "linear_taujp", steps=1, lr=1e-3, seed=0)
+    with pytest.raises(ValueError, match="'regime' = 'lora'"):
+        finetune(backbone, heads["shapes"], x, y, "lora", steps=1, lr=1e-3, seed=0)
