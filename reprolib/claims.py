@@ -208,6 +208,16 @@ def group_by(records: list[dict], *keys) -> dict:
     return out
 
 
+def only(records: list[dict], where: str, **labels) -> dict:
+    """The one record with ``labels``; a missing or repeated run is an error naming ``where`` and the seed
+    (a statistic that silently took the first match would compare the wrong runs)."""
+    rows = [r for r in records if all(r.get(k) == v for k, v in labels.items())]
+    if len(rows) != 1:
+        seed = records[0]["seed"] if records else "?"
+        raise ValueError(f"{where} (seed {seed}): expected one run with {labels}, found {len(rows)}")
+    return rows[0]
+
+
 def by_seed(records: list[dict], fn) -> dict:
     """{seed: fn(records of that seed)}: the shape every statistic returns. A statistic reads plain
     records (``Evidence.records()``), not data frames: the bootstrap calls it hundreds of times."""

@@ -34,11 +34,16 @@ def load_published(paper: str) -> dict:
     return data
 
 
+def table_rows(data: dict, table_id: str) -> list[dict]:
+    """The rows of one table of a loaded transcription (``load_published``)."""
+    for table in data.get("tables", []):
+        if table["id"] == table_id:
+            return table["rows"]
+    raise ConfigError(f"paper {data.get('short_name', '?')!r} has no table {table_id!r}")
+
+
 def published_table(paper: str, table_id: str):
     """One table as a pandas DataFrame (columns as transcribed)."""
     import pandas as pd
 
-    for table in load_published(paper)["tables"]:
-        if table["id"] == table_id:
-            return pd.DataFrame(table["rows"])
-    raise ConfigError(f"paper {paper!r} has no table {table_id!r}")
+    return pd.DataFrame(table_rows(load_published(paper), table_id))

@@ -33,7 +33,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from reprolib.claims import ClaimRegistry, Evidence, all_of, by_seed, group_by, present, printed_evidence, share, verdict_on
+from reprolib.claims import ClaimRegistry, Evidence, all_of, by_seed, group_by, only, present, printed_evidence, share, verdict_on
+from reprolib.published import table_rows
 
 PAPER = "m3"
 PAGE = "m3.html"                       # the chapter's page, for the claims' anchors
@@ -65,10 +66,6 @@ NOT_TESTED = {
 # ----------------------------------------------------------------------------- the paper's numbers
 
 
-def _rows_of(paper: dict, table_id: str) -> list[dict]:
-    return next(t for t in paper["tables"] if t["id"] == table_id)["rows"]
-
-
 def _figure(paper: dict, figure_id: str) -> dict:
     return next(f for f in paper["figures"] if f["id"] == figure_id)
 
@@ -76,7 +73,7 @@ def _figure(paper: dict, figure_id: str) -> dict:
 def _merge_rows(paper: dict, table_id: str) -> list[dict]:
     """Tables 1 and 7 in our labels (Table 1's first three rows are the experts)."""
     out = []
-    for r in _rows_of(paper, table_id):
+    for r in table_rows(paper, table_id):
         if r["method"] is None:
             labels = {"method": "expert", "dare": False, "m3": False}
         elif r["method"] == "DARE":
@@ -91,7 +88,7 @@ def _merge_rows(paper: dict, table_id: str) -> list[dict]:
 def _attack_rows(paper: dict, table_id: str) -> list[dict]:
     """Tables 2, 5, 6: one row per (models, dataset, M³). Table 2 prints the no-attack metric and
     the PDR; Tables 5–6 a no-attack line (with the PDR, sometimes empty) and an attacked line."""
-    rows = _rows_of(paper, table_id)
+    rows = table_rows(paper, table_id)
     pairs = [(r, None) for r in rows] if table_id == "table2" else list(zip(rows[::2], rows[1::2]))
     if any(a is not None and (c["use_attack"] or not a["use_attack"]) for c, a in pairs):
         raise ValueError(f"{table_id}: rows are not (no attack, attack) pairs")
@@ -169,21 +166,12 @@ def _has(ev: Evidence, column: str) -> bool:
     return column in ev.rows and bool(ev.rows[column].notna().any())
 
 
-def _only(g, where: str, **labels) -> dict:
-    """The one run of ``g`` with ``labels``."""
-    rows = [r for r in g if all(r.get(k) == v for k, v in labels.items())]
-    if len(rows) != 1:
-        seed = g[0]["seed"] if g else "?"
-        raise ValueError(f"{where} (seed {seed}): expected one run with {labels}, found {len(rows)}")
-    return rows[0]
-
-
 def _cells(g, keys, *runs, where: str) -> dict:
     """{(labels of ``keys``…, benchmark): (score of each of ``runs``)}: per group of ``g`` by ``keys``,
     the runs picked by the label dicts ``runs``, on every benchmark they were evaluated on."""
     out = {}
     for key, rows in group_by(g, *keys).items():
-        picked = [_only(rows, f"{where} {key}", **labels) for labels in runs]
+        picked = [only(rows, f"{where} {key}", **labels) for labels in runs]
         for b in BENCHMARKS:
             scored = [present(r.get(b)) for r in picked]
             if any(scored) and not all(scored):
@@ -226,7 +214,7 @@ def _pdr_changes(g) -> dict:
     out = {}
     for key, rows in group_by(g, "attack", "models", "dataset").items():
         if {bool(r["m3"]) for r in rows} == {False, True}:
-            out[key] = _pdr(_only(rows, f"{key}", **WITH)) - _pdr(_only(rows, f"{key}", **WITHOUT))
+            out[key] = _pdr(only(rows, f"{key}", **WITH)) - _pdr(only(rows, f"{key}", **WITHOUT))
     return out
 
 
@@ -238,7 +226,7 @@ def _worst_attack_share(g) -> float:
 
 def _ood_gains(g) -> list[float]:
     """Fig. 5: the OOD score with M³ − without, per (method, models)."""
-    return [_only(rows, f"fig5 {key}", **WITH)["ood"] - _only(rows, f"fig5 {key}", **WITHOUT)["ood"]
+    return [only(rows, f"fig5 {key}", **WITH)["ood"] - only(rows, f"fig5 {key}", **WITHOUT)["ood"]
             for key, rows in group_by(g, "method", "models").items()]
 
 
@@ -283,7 +271,7 @@ def _gsm8k_by_first(g, role: str) -> list[float]:
 def _beats_experts(g) -> float:
     """Line 224: the best Math & Code merge with M³, as the share of its benchmarks on which it
     beats each expert (Math, Code) scored there."""
-    experts = [_only(g, "table1 expert", method="expert", models=m) for m in ("math", "code")]
+    experts = [only(g, "table1 expert", method="expert", models=m) for m in ("math", "code")]
 
     def one(merge):
         flags = []

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import math
 
-from reprolib.claims import ClaimRegistry, Evidence, all_of, by_seed, group_by, printed_evidence, verdict_on
+from reprolib.claims import ClaimRegistry, Evidence, all_of, by_seed, group_by, only, printed_evidence, verdict_on
+from reprolib.published import table_rows
 
 PAPER = "ptm"
 PAGE = "ptm.html"
@@ -96,10 +97,6 @@ def ratio(part: float, whole: float) -> float:
 # ----------------------------------------------------------------------------- the paper's numbers
 
 
-def _rows(paper: dict, table_id: str) -> list[dict]:
-    return next(t for t in paper["tables"] if t["id"] == table_id)["rows"]
-
-
 METHOD_OF = {"Tülu Only": "base", "Tulu Only": "base", "Best CFT": "cft", "Best RT": "rt", "Best PTM": "ptm",
              "CFT (All 3)": "cft", "RT (All 3)": "rt", "PTM (All 3)": "ptm", "TIES PTM (All 3)": "ties",
              "DARE PTM (All 3)": "dare"}
@@ -113,7 +110,7 @@ def _scores(r: dict) -> dict:
 
 def _table2(paper):
     return [{"table": "table2", "method": METHOD_OF[r["model"]], "general": r["general"], "science": r["science"],
-             "steps": r["training_steps"]} for r in _rows(paper, "table2")]
+             "steps": r["training_steps"]} for r in table_rows(paper, "table2")]
 
 
 def _table3(paper):
@@ -122,7 +119,7 @@ def _table3(paper):
     empty = {c: None for c in COLUMNS}
     out = [{"table": "table3", "setting": s, "method": "base", **empty, **dict.fromkeys(TABLE3[s], 100.0), "steps": None}
            for s in SETTINGS]
-    for r in _rows(paper, "table3"):
+    for r in table_rows(paper, "table3"):
         name, setting = r["model"].rstrip(")").split(" (", 1)
         gen, spec = TABLE3[SETTING_OF[setting]]
         out.append({"table": "table3", "setting": SETTING_OF[setting], "method": METHOD_OF[name], **empty,
@@ -132,7 +129,7 @@ def _table3(paper):
 
 def _table4(paper):
     return [{"table": "table4", "method": METHOD_OF[r["model"]], **_scores(r), "steps": r["additional_training_steps"]}
-            for r in _rows(paper, "table4")]
+            for r in table_rows(paper, "table4")]
 
 
 def _table5(paper):
@@ -141,11 +138,11 @@ def _table5(paper):
             return ""
         inner = model[model.index("(") + 1:-1].replace("Coding", "coding").replace("Science", "science").replace("Safety", "safety")
         return "+".join(inner.split(" and "))
-    return [{"table": "table5", "skills": skills(r["model"]), **_scores(r)} for r in _rows(paper, "table5")]
+    return [{"table": "table5", "skills": skills(r["model"]), **_scores(r)} for r in table_rows(paper, "table5")]
 
 
 def _table6(paper):
-    return [{"table": "table6", "method": METHOD_OF[r["model"]], **_scores(r)} for r in _rows(paper, "table6")]
+    return [{"table": "table6", "method": METHOD_OF[r["model"]], **_scores(r)} for r in table_rows(paper, "table6")]
 
 
 def _fig1_from_table5(paper):
@@ -179,13 +176,6 @@ def paper_evidence(paper: dict, ids, n_seeds: int = 3) -> dict[str, Evidence]:
 # ----------------------------------------------------------------------------- helpers over one seed's records
 
 
-def _one(g, where: str, **labels) -> dict:
-    rows = [r for r in g if all(r.get(k) == v for k, v in labels.items())]
-    if len(rows) != 1:
-        raise ValueError(f"{where} (seed {g[0]['seed'] if g else '?'}): expected one row with {labels}, found {len(rows)}")
-    return rows[0]
-
-
 FLOOR = 1.0           # a baseline under 1 % counts as 1 % in a relative change (a change over 0 is undefined)
 
 
@@ -195,16 +185,28 @@ def _change(value: float, base: float) -> float:
     return 100.0 * (value - base) / max(base, FLOOR)
 
 
+def _outside(value: float, low: float, high: float) -> float:
+    """How far ``value`` lies outside [low, high] (negative inside): a stated range as one statistic."""
+    return max(low - value, value - high)
+
+
+def _exref_outside(g, low: float, high: float) -> float:
+    """Table 3's Ex. Ref. rows: how far PTM's compliance advantage over CFT and RT (points of change)
+    falls outside [low, high], the worse of the two."""
+    d = _deltas(g, "exref")
+    return max(_outside(d["ptm"][0] - d[m][0], low, high) for m in ("cft", "rt"))
+
+
 def _deltas(g, setting: str) -> dict:
     """Table 3: method → (change in gen, change in spec) for one setting, in %."""
     gen, spec = TABLE3[setting]
     rows = [r for r in g if r["setting"] == setting]
-    base = _one(rows, f"table3 {setting}", method="base")
+    base = only(rows, f"table3 {setting}", method="base")
     return {r["method"]: (_change(r[gen], base[gen]), _change(r[spec], base[spec])) for r in rows if r["method"] != "base"}
 
 
 def _by_method(g, where: str) -> dict:
-    return {m: _one(g, where, method=m) for m in {r["method"] for r in g}}
+    return {m: only(g, where, method=m) for m in {r["method"] for r in g}}
 
 
 def _stat(fn):
@@ -229,10 +231,10 @@ def _v(claim, text, fn, ev, better="higher", margin=0.0):
 def intro_competitive_efficient(ev):
     rows = ev["table2"]
     parts = [_v("intro_competitive_efficient/competitive", "PTM science − best RT science",
-                lambda g: _one(g, "table2", method="ptm")["science"] - _one(g, "table2", method="rt")["science"], rows,
+                lambda g: only(g, "table2", method="ptm")["science"] - only(g, "table2", method="rt")["science"], rows,
                 margin=-COMPARABLE),
              _v("intro_competitive_efficient/efficiency", "smallest step saving of PTM over CFT and RT (%)",
-                lambda g: min(100 - ratio(_one(g, "table2", method="ptm")["steps"], _one(g, "table2", method=m)["steps"])
+                lambda g: min(100 - ratio(only(g, "table2", method="ptm")["steps"], only(g, "table2", method=m)["steps"])
                               for m in ("cft", "rt")), rows, margin=50.0)]
     return all_of("intro_competitive_efficient", "PTM is competitive with RT on the skill at a 50–95 % saving", parts)
 
@@ -242,7 +244,7 @@ def intro_competitive_efficient(ev):
                      f"RT general − PTM general (< {FEW:g}: 'within a few points'). " + DESIGN)
 def table2_vs_rt(ev):
     rows = ev["table2"]
-    ptm, rt = (lambda g: _one(g, "table2", method="ptm")), (lambda g: _one(g, "table2", method="rt"))
+    ptm, rt = (lambda g: only(g, "table2", method="ptm")), (lambda g: only(g, "table2", method="rt"))
     parts = [_v("table2_vs_rt/compute", "|PTM steps as % of RT's − 4|", lambda g: abs(ratio(ptm(g)["steps"], rt(g)["steps"]) - 4),
                 rows, "lower", 1.0),
              _v("table2_vs_rt/science", "PTM science − RT science", lambda g: ptm(g)["science"] - rt(g)["science"], rows),
@@ -256,7 +258,7 @@ def table2_vs_rt(ev):
                      "PTM steps / CFT steps (< 50 %). " + DESIGN)
 def table2_vs_cft(ev):
     rows = ev["table2"]
-    ptm, cft = (lambda g: _one(g, "table2", method="ptm")), (lambda g: _one(g, "table2", method="cft"))
+    ptm, cft = (lambda g: only(g, "table2", method="ptm")), (lambda g: only(g, "table2", method="cft"))
     parts = [_v("table2_vs_cft/science", "CFT science − PTM science", lambda g: cft(g)["science"] - ptm(g)["science"], rows,
                 "lower", FEW),
              _v("table2_vs_cft/general", "PTM general − CFT general", lambda g: ptm(g)["general"] - cft(g)["general"], rows,
@@ -279,7 +281,7 @@ def intro_general_preserved(ev):
     parts = [_v("intro_general_preserved/ptm_general", "PTM's smallest general change (%)",
                 lambda g: min(_deltas(g, s)["ptm"][0] for s in SKILLS), rows, margin=-NEARLY_ALL),
              _v("intro_general_preserved/cft_range", "distance of CFT's general drops outside 10–40 % (points)",
-                lambda g: max(max(10 + d, -d - 40) for d in (_deltas(g, s)["cft"][0] for s in SKILLS)), rows, "lower"),
+                lambda g: max(_outside(-_deltas(g, s)["cft"][0], 10, 40) for s in SKILLS), rows, "lower"),
              _v("intro_general_preserved/similar_skill", "smallest PTM skill change − ½ CFT's",
                 lambda g: min(_deltas(g, s)["ptm"][1] - 0.5 * _deltas(g, s)["cft"][1] for s in SKILLS), rows)]
     return all_of("intro_general_preserved", "PTM keeps the general skills, CFT loses 10–40 %, the skill gain is similar",
@@ -292,14 +294,11 @@ def intro_general_preserved(ev):
 def intro_safety(ev):
     rows = ev["table3"]
 
-    def outside(g):
-        d = _deltas(g, "exref")
-        return max(max(30 - (d["ptm"][0] - d[m][0]), (d["ptm"][0] - d[m][0]) - 80) for m in ("cft", "rt"))
-
     parts = [_v("intro_safety/refusal", "PTM's safety change (%)", lambda g: _deltas(g, "safety")["ptm"][1], rows),
              _v("intro_safety/general", "PTM's general change, safety (%)", lambda g: _deltas(g, "safety")["ptm"][0], rows,
                 margin=-NEARLY_ALL),
-             _v("intro_safety/exref_range", "distance of PTM's exaggerated-refusal advantage outside 30–80", outside, rows,
+             _v("intro_safety/exref_range", "distance of PTM's exaggerated-refusal advantage outside 30–80",
+                lambda g: _exref_outside(g, 30, 80), rows,
                 "lower")]
     return all_of("intro_safety", "PTM raises refusals, keeps general skills, cuts exaggerated refusals by 30–80 %", parts)
 
@@ -330,11 +329,8 @@ def table3_safety_vs_rt(ev):
                      "baseline) falls outside 30–50 (< 0); the 'similar safety and general performance' part is "
                      "table3_safety_vs_rt's test")
 def exref_points(ev):
-    def outside(g):
-        d = _deltas(g, "exref")
-        return max(max(30 - (d["ptm"][0] - d[m][0]), (d["ptm"][0] - d[m][0]) - 50) for m in ("cft", "rt"))
-
-    return _v("exref_points", "distance of PTM's XSTest-Safe advantage outside 30–50 points", outside, ev["table3"], "lower")
+    return _v("exref_points", "distance of PTM's XSTest-Safe advantage outside 30–50 points",
+              lambda g: _exref_outside(g, 30, 50), ev["table3"], "lower")
 
 
 # ----------------------------------------------------------------------------- claims: several skills (Tables 4–6)
@@ -374,7 +370,7 @@ def multi_skill_similar(ev):
     both = Evidence.concat([ev["table4"], ev["table5"]])    # one Evidence: a replicate resamples the items of both
 
     def split(g):
-        all3 = _one([r for r in g if r["table"] == "table4"], "table4", method="ptm")
+        all3 = only([r for r in g if r["table"] == "table4"], "table4", method="ptm")
         return all3, {r["skills"]: r for r in g if r["table"] == "table5"}
 
     def gap(g):
@@ -429,8 +425,8 @@ def _heuristic_points(g):
     """(skill, general change %, skill change %) at the heuristic's ω of each curve."""
     out = []
     for skill, rows in group_by(g, "skill").items():
-        base = _one(rows, f"fig1 {skill}", omega=0.0)
-        h = _one(rows, f"fig1 {skill}", heuristic=True)
+        base = only(rows, f"fig1 {skill}", omega=0.0)
+        h = only(rows, f"fig1 {skill}", heuristic=True)
         out.append((skill, _change(h["general"], base["general"]), _change(h[skill], base[skill])))
     return out
 
@@ -477,9 +473,9 @@ def omega_below_one(ev):
     def gap(g):
         out = []
         for skill, rows in group_by(g, "skill").items():      # the heuristic's point is a point of the curve too
-            base = _one(rows, f"fig1 {skill}", omega=0.0)
-            heuristic = _one(rows, f"fig1 {skill}", heuristic=True)
-            one = _one(rows, f"fig1 {skill}", omega=1.0)
+            base = only(rows, f"fig1 {skill}", omega=0.0)
+            heuristic = only(rows, f"fig1 {skill}", heuristic=True)
+            one = only(rows, f"fig1 {skill}", omega=1.0)
             out.append(_trade_off(heuristic, base, ("general", skill)) - _trade_off(one, base, ("general", skill)))
         return min(out)
 

@@ -117,16 +117,16 @@ class Runs:
 
     # ------------------------------------------------------------------ compute
 
-    def steps(self, role: str) -> int:
-        record = self.models.training(role)
-        if record is None:
-            raise ConfigError(f"role {role!r} has no recorded training (provenance.json): give 'heuristic' and "
-                              "read the compute from the paper profile's notes")
-        return int(record["steps"])
-
     def recorded_steps(self, role: str) -> int | None:
         record = self.models.training(role)
         return None if record is None else int(record["steps"])
+
+    def steps(self, role: str) -> int:
+        steps = self.recorded_steps(role)
+        if steps is None:
+            raise ConfigError(f"role {role!r} has no recorded training (provenance.json): give 'heuristic' and "
+                              "read the compute from the paper profile's notes")
+        return steps
 
     def heuristic(self, skill: str) -> float:
         """ω = |D| / |G| (eq. 7) from the recorded steps of the skill model and of θ_G."""
