@@ -9,6 +9,8 @@ PROFILE ?= mini
 # the zoo groups the book's chapters use (built before the notebooks, with progress bars here);
 # (`make zoo` builds every group; the book reads all of them)
 ZOO_GROUPS ?= core,lata,m3,ptm,noise
+# the τJp chapter's vision zoo (θ0 and every task vector, 3 seeds): tiny for PROFILE=tiny, else mini
+VISION_PROFILE ?= $(if $(filter tiny,$(PROFILE)),tiny,mini)
 
 .PHONY: book chapter html screenshots test bench lab clean zoo zoo-report sandbox
 
@@ -40,6 +42,7 @@ test: $(STAMP) sandbox
 book: $(STAMP) sandbox
 	@$(PY) -m reprolib.evals.sandbox || true
 	@if [ ! -f "$(PROFILE)" ]; then $(PY) -m reprolib.zoo build --profile $(PROFILE) --groups $(ZOO_GROUPS); fi
+	$(PY) -m reprolib.vision.zoo --profile $(VISION_PROFILE) --seeds 3
 	$(PY) -m reprolib book --profile $(PROFILE)
 
 # Re-run one chapter with other parameters, then rebuild the HTML:

@@ -12,7 +12,8 @@ Everything is a Jacobian-vector product (forward-mode AD over ``functional_call`
 - :class:`LinearizedModel` — f_lin(x; θ) = f(x; θ0) + (θ − θ0)·∇θ f(x; θ0) (Eq. 3 / 5), trainable θ.
 - :func:`penalty` — Eq. 10's regulariser Σ_t ‖(θ − θ0)·∇θ f_lin(x_t; θ0)‖² over other tasks' inputs
   (no labels), and :func:`cyclical_tasks` — Eq. 11's schedule, one other task per step, i mod |T_orth|.
-- :func:`disentanglement_error` — Eq. 2 with dist = 1(ŷ1 ≠ ŷ2) (classification), over an (α_A, α_B) grid.
+- :func:`disentanglement_grid` / :func:`disentanglement_error` — Eq. 2 with dist = 1(ŷ1 ≠ ŷ2)
+  (classification), over an (α_A, α_B) grid.
 
 CPU by default; every function runs on the device its tensors are on.
 """
@@ -140,22 +141,29 @@ def cyclical_tasks(task: int, n_tasks: int, steps: int) -> Iterator[int]:
         yield others[i % len(others)]
 
 
+def disentanglement_grid(predict_a: Callable[[float, float], Tensor], predict_b: Callable[[float, float], Tensor],
+                         alphas: Sequence[float]) -> list[dict]:
+    """Eq. 2 over the (α_A, α_B) grid from ``predict_t(α_A, α_B)``, task t's predicted labels on its own
+    inputs under θ0 + α_A τ_A + α_B τ_B: ξ = Σ_t E 1(ŷ_t(α_t alone) ≠ ŷ_t(both)). One record per
+    (α_A, α_B): ``alpha_a``, ``alpha_b``, ``error`` (0 … 2)."""
+    out = []
+    with torch.no_grad():
+        for a in alphas:
+            alone_a = predict_a(a, 0.0)
+            for b in alphas:
+                error = ((alone_a != predict_a(a, b)).float().mean()
+                         + (predict_b(0.0, b) != predict_b(a, b)).float().mean())
+                out.append({"alpha_a": float(a), "alpha_b": float(b), "error": float(error)})
+    return out
+
+
 def disentanglement_error(predict: Callable[[dict, object], Tensor], params0: Params, tau_a: Params, tau_b: Params,
                           x_a, x_b, alphas: Sequence[float]) -> list[dict]:
-    """Eq. 2 over the (α_A, α_B) grid: ξ = Σ_t E_{x~μ_t} 1(ŷ(θ0 + α_t τ_t) ≠ ŷ(θ0 + α_A τ_A + α_B τ_B)), with
-    ``predict(params, x)`` the predicted labels. One record per (α_A, α_B): ``alpha_a``, ``alpha_b``, ``error``."""
+    """Eq. 2 with dist = 1(ŷ1 ≠ ŷ2) (classification) for a model given as ``predict(params, x)`` (the
+    predicted labels): :func:`disentanglement_grid` with θ = θ0 + α_A τ_A + α_B τ_B."""
     tau_a, tau_b = _check_tangent(params0, tau_a, "tau_a"), _check_tangent(params0, tau_b, "tau_b")
 
     def at(wa: float, wb: float) -> dict:
         return {k: params0[k] + wa * tau_a[k] + wb * tau_b[k] for k in params0}
 
-    out = []
-    with torch.no_grad():
-        for a in alphas:
-            alone_a = predict(at(a, 0.0), x_a)
-            for b in alphas:
-                both = at(a, b)
-                alone_b = predict(at(0.0, b), x_b)
-                error = (alone_a != predict(both, x_a)).float().mean() + (alone_b != predict(both, x_b)).float().mean()
-                out.append({"alpha_a": float(a), "alpha_b": float(b), "error": float(error)})
-    return out
+    return disentanglement_grid(lambda a, b: predict(at(a, b), x_a), lambda a, b: predict(at(a, b), x_b), alphas)

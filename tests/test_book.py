@@ -23,8 +23,10 @@ NOTEBOOK_PARAMS = {   # non-default parameters of each chapter notebook
            "s_grid": [1.0, 1.8], "order_p": 2.0, "order_s": 1.8, "attacks": "stresstest,deepwordbug", "n_seeds": 3,
            "ties_ks": [0.6, 0.8]},
     "ptm": {"omega_curve": [0.3, 0.7, 1.0], "omega_grid": [0.5, 1.0], "val_size": 5},
+    "taujp": {"n_seeds": 3, "penalty": 0.2, "addition_grid": [0.0, 0.5, 1.0], "negation_grid": [0.0, 1.5, 3.0],
+              "eval_size": 16, "val_size": 16},
 }
-RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm"}      # results folder of each notebook (the others: lata)
+RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm", "taujp": "taujp"}      # results folder of each notebook (the others: lata)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def _outputs(nb, mime):
 
 
 def test_every_chapter_notebook_is_tested():
-    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3", "ptm"} == set(NOTEBOOK_PARAMS)
+    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3", "ptm", "taujp"} == set(NOTEBOOK_PARAMS)
 
 
 def _cells_code_lines(nb) -> list[int]:
@@ -67,7 +69,7 @@ def test_notebooks_are_narrative():
         for c in nb.cells:
             if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []):
                 assert "hide-input" in c.metadata.get("tags", []), (stem, c.source[:40])
-    for stem in ("lata_learning", "lata_forgetting", "m3", "ptm"):
+    for stem in ("lata_learning", "lata_forgetting", "m3", "ptm", "taujp"):
         nb = nbformat.read(book.NOTEBOOKS / f"{stem}.ipynb", as_version=4)
         assert "{glue:text}" in nb.cells[-1].source and nb.cells[-1].cell_type == "markdown"
 
@@ -196,7 +198,7 @@ def test_scoreboard_lists_every_claim_once_with_the_pages_verdicts(executed):
     results = next(iter(executed.values()))[1].parent.parent
     rows = scoreboard.collect(results, "tiny")
     pages = {}
-    for stem in ("lata_learning", "lata_forgetting", "m3", "ptm"):
+    for stem in ("lata_learning", "lata_forgetting", "m3", "ptm", "taujp"):
         nb, res = executed[stem]
         name = "forgetting_summary.json" if stem == "lata_forgetting" else "summary.json"
         pages.update({c["claim"]: c["verdict"] for c in json.loads((res / name).read_text())["claims"]})
@@ -315,6 +317,44 @@ def test_ptm_notebook(executed, tiny_zoo):
     assert {c["claim"] for c in summary["claims"]} == set(C.CLAIMS.claims)
     assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in summary["claims"])
     assert summary["omega_heuristic"] == pytest.approx(heuristic)
+
+
+def test_taujp_notebook(executed, tiny_zoo):
+    """The τJp page on the tiny vision zoo with a non-default penalty and coefficient grids: the task
+    vectors were fine-tuned with that λ, every chosen α is on the given grid, a stored score is an
+    independent evaluation of the cached task vectors, every table and figure is written and every
+    claim has a verdict over the three seeds."""
+    import pandas as pd
+
+    from reprolib.chapters import taujp as C
+    from reprolib.vision import arithmetic as A
+    from reprolib.vision import tasks as V
+    from reprolib.vision.zoo import VisionZoo
+
+    nb, res = executed["taujp"]
+    params = NOTEBOOK_PARAMS["taujp"]
+    for name in ("finetuning.csv", "table1.csv", "table2.csv", "pairs.csv", "per_task.csv", "fig1.png", "fig2.png",
+                 "fig4.png", "fig5.png", "fig6.png", "fig7.png", "fig8.png", "summary.json"):
+        assert (res / name).is_file(), name
+    zoo = VisionZoo("tiny", root=tiny_zoo.root.parent, progress=False, penalty=params["penalty"])
+    assert all(zoo.provenance("linear_taujp", s)["settings"]["penalty"] == params["penalty"] for s in range(3))
+    t1, t2, pairs = (pd.read_csv(res / f) for f in ("table1.csv", "table2.csv", "pairs.csv"))
+    assert set(t1[t1.coef == "grid"].alpha) <= set(params["addition_grid"]) and set(pairs.alpha) <= set(params["addition_grid"])
+    assert len(t1) == 3 * (2 + 4 * 2) and len(t2) == 3 * (1 + 4 * 2) and len(pairs) == 3 * 2 * 28
+    # ours at α = 1, seed 1: the cached task vectors added again here and evaluated as the linearised model
+    backbone, heads = zoo.pretrained()
+    tasks = list(V.TASKS)
+    test = {t: tuple(map(torch.from_numpy, V.make_task(t, params["eval_size"], 0, "test"))) for t in tasks}
+    out = A.Outputs(backbone, heads, zoo.task_vectors("linear_taujp", 1), test, linear=True)
+    row = t1[(t1.method == "ours") & (t1.coef == "1.0") & (t1.seed == 1)].iloc[0]
+    assert row["abs"] == pytest.approx(sum(out.accuracy(t, {s: 1.0 for s in tasks}) for t in tasks) / len(tasks))
+    assert pairs[(pairs.method == "ours") & (pairs.seed == 1)].iloc[0].taujp == pytest.approx(out.taujp(tasks[0], tasks[1]), rel=1e-5)
+    summary = json.loads((res / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1, 2] and {c["claim"] for c in summary["claims"]} == set(C.CLAIMS.claims)
+    assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") and c["seeds"] == 3 for c in summary["claims"])
+    assert {c["claim"]: c["paper_numbers"] for c in summary["claims"]}["table1_alpha_one"] == "reproduced"
+    html = "\n".join(_outputs(nb, "text/html")) + "\n".join("".join(x) for x in _outputs(nb, "text/markdown"))
+    assert "Scale of this page: tiny vision zoo" in html and "ViT-B-32 abs paper" in html
 
 
 def test_zoo_notebook(executed, tiny_zoo):

@@ -44,7 +44,7 @@ def test_procedural_train_and_test_differ_and_tasks_are_distinct():
 
 
 @pytest.mark.parametrize("kwargs, match", [({"task": "cars"}, "unknown vision task 'cars'"),
-                                           ({"task": "digits", "split": "val"}, "split must be one of"),
+                                           ({"task": "digits", "split": "dev"}, "split must be one of"),
                                            ({"task": "digits", "n": 0}, "'n' = 0")])
 def test_bad_arguments_are_refused_by_name(kwargs, match):
     args = {"task": "digits", "n": 5, "seed": 0, "split": "train", **kwargs}

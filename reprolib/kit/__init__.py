@@ -5,7 +5,7 @@ method from any role into any role, one evaluation suite, cache), ``pages`` (sid
 doubts, glue, summaries) and the claim registry in ``reprolib.claims``.
 """
 
-from reprolib.kit.chapter import Chapter, open_chapter
+from reprolib.kit.chapter import Chapter, open_chapter, open_frame
 from reprolib.kit.scorer import Scorer, resolved
 
-__all__ = ["Chapter", "open_chapter", "Scorer", "resolved"]
+__all__ = ["Chapter", "open_chapter", "open_frame", "Scorer", "resolved"]

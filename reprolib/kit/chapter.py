@@ -20,14 +20,15 @@ from reprolib.published import load_published
 class Chapter:
     paper_id: str                    # the transcription's name, e.g. "lata"
     profile: str
-    models: Models
+    models: Models | None            # the language zoo (None for a chapter on other models: see ``scale_info``)
     seeds: list[int]                 # training seeds present for every seeded role
     out: Path                        # results/<chapter>/<profile>/
     paper: dict                      # reprolib/papers/published/<paper>.yaml
-    scorer: Scorer
+    scorer: Scorer | None
     paper_scale: str                 # the paper's models, in words, for the banner
     eval_size: int
     claims: ClaimRegistry | None = None
+    scale_info: dict | None = None   # the scale a page ran at, where it is not the language zoo's
     _verdicts: tuple = field(default=(None, []), repr=False)    # (the evidence it was computed from, verdicts)
 
     def verdicts(self, evidence: dict) -> list:
@@ -51,10 +52,10 @@ class Chapter:
     def banner(self):
         from reprolib.kit.pages import banner
 
-        return banner(self.models.describe(), self.seeds, self.paper_scale)
+        return banner(self.scale(), self.seeds, self.paper_scale)
 
     def scale(self) -> dict:
-        return self.models.describe()
+        return self.scale_info if self.scale_info is not None else self.models.describe()
 
 
 def _by_id(entries: list[dict], key: str, paper: str) -> dict:
@@ -64,6 +65,18 @@ def _by_id(entries: list[dict], key: str, paper: str) -> dict:
     from reprolib.errors import ConfigError
 
     raise ConfigError(f"paper {paper!r} has no {key!r} (known: {', '.join(e['id'] for e in entries)})")
+
+
+def open_frame(paper: str, chapter: str, *, profile: str, scale: dict, seeds: list[int], out_dir: str = "results",
+               eval_size: int = 0, paper_scale: str = "", claims: ClaimRegistry | None = None, threads: int = 2) -> Chapter:
+    """A chapter on models other than the language zoo's (the τJp vision zoo): output folder, paper
+    numbers, claims and the banner from ``scale`` (``kind`` and ``description``, ``parameters``), no
+    scorer."""
+    torch.set_num_threads(threads)
+    out = project_path(out_dir) / chapter / Path(profile).stem
+    out.mkdir(parents=True, exist_ok=True)
+    return Chapter(paper, profile, None, list(seeds), out, load_published(paper), None, paper_scale, eval_size,
+                   claims.resolve() if claims else None, scale_info=dict(scale))
 
 
 def open_chapter(paper: str | None, chapter: str, *, profile: str = "mini", zoo_root: str = "zoo", out_dir: str = "results",

@@ -16,7 +16,8 @@ from reprolib.paths import git_commit
 def banner_text(scale: dict, seeds, paper_scale: str) -> str:
     """The honesty banner every chapter page starts with (Markdown)."""
     size = f"{scale['parameters'] / 1e6:.2f} M parameters" if scale.get("parameters") else "size unknown"
-    arch = f"{scale['architecture']}, {scale['layers']} layers × {scale['hidden']} hidden, vocabulary {scale['vocab']}, {size}"
+    arch = (f"{scale['description']}, {size}" if "description" in scale else
+            f"{scale['architecture']}, {scale['layers']} layers × {scale['hidden']} hidden, vocabulary {scale['vocab']}, {size}")
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return (f"```{{admonition}} Scale of this page: {scale['kind']}\n:class: warning\n"
             f"**Models:** {arch}. The paper used {paper_scale}.\n\n"
@@ -216,7 +217,7 @@ def show_claims(ch, evidence: dict, paper_evidence: dict, roles, summary_name: s
     rows = claim_rows(ch.claims, verdicts, paper_verdicts, ch.paper.get("claim_contradictions"), repeats)
     display(Markdown(claims_markdown(rows)))
     summary = {"chapter": ch.claims.paper, "profile": ch.profile, "seeds": ch.seeds, "eval_size": ch.eval_size,
-               "scale": ch.scale(), "models": {r: ch.models.fingerprint(r) for r in roles if ch.models.has(r)},
+               "scale": ch.scale(), "models": {r: ch.models.fingerprint(r) for r in roles if ch.models and ch.models.has(r)},
                "claims": rows, "counts": claim_counts(rows), **(extra or {}),
                "results": {k: v.rows.to_dict("records") for k, v in evidence.items()}}
     write_summary(ch.out / summary_name, summary)

@@ -22,7 +22,13 @@ sizes          4        one square of side 3, 5, 7 or 9
 int64 [n])``. Each image is a pure function of (task, split, seed, index), so the same arguments give
 the same bytes on every machine. Procedural tasks draw train and test from disjoint seed streams;
 the digits split scikit-learn's 1,797 images by a fixed hash of their index (one in five to test),
-so no test image is ever trained on.
+so no test image is ever trained on. The ``val`` split (coefficient selection) draws fresh procedural
+images from its own stream; for the digits it re-draws the *training* digits with other shifts and
+noise (scikit-learn ships too few images for a third split), so a digits validation score runs high.
+
+``control_set(n, seed, split)`` is the control task of the negation experiments (the paper's
+ImageNet): images of all eight tasks, each turned by 0°, 90°, 180° or 270°, labelled with the turn,
+the pre-training objective of θ0 (``reprolib.vision.zoo``), so θ0 is good at it before any fine-tuning.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ import numpy as np
 SIZE = 16
 TASKS = {"digits": 10, "digits_clutter": 10, "shapes": 6, "textures": 6, "counts": 6, "orientation": 4,
          "quadrant": 4, "sizes": 4}
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
+CONTROL = "rotation"          # the control task of task negation (4 classes)
 
 
 def _rng(task: str, split: str, seed: int, index: int) -> np.random.Generator:
@@ -175,3 +182,16 @@ def make_task(task: str, n: int, seed: int = 0, split: str = "train") -> tuple[n
         images[i, 0] = np.clip(img + rng.normal(0, 0.05, img.shape), 0, 1)
         labels[i] = label
     return images, labels
+
+
+def control_set(n: int, seed: int = 0, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The control task: ``n`` images, the eight tasks in turn, image i turned by (i mod 4) quarter
+    turns and labelled with it (balanced). Drawn from another seed stream than the tasks' own sets."""
+    if n < len(TASKS):
+        raise ValueError(f"parameter 'n' = {n} must be >= {len(TASKS)} (one image of each task)")
+    per = -(-n // len(TASKS))
+    pools = [make_task(task, per, seed + 100_003, split)[0] for task in TASKS]
+    images = np.stack([pools[i % len(TASKS)][i // len(TASKS)] for i in range(n)])
+    labels = np.arange(n, dtype=np.int64) % 4
+    turned = np.stack([np.rot90(img, int(k), axes=(1, 2)) for img, k in zip(images, labels)])
+    return np.ascontiguousarray(turned), labels

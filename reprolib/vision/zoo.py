@@ -6,10 +6,17 @@ task label is seen, so fine-tuning on a task has something to add). Each task's 
 linear probe on θ0's frozen features (its training split), and stays frozen from then on, as the
 paper keeps CLIP's zero-shot heads: a task vector lives in the backbone only.
 
-Cached like the language zoo: ``<root>/<profile>/pretrained-<hash>/`` holds ``model.safetensors``,
-``heads.safetensors`` and ``provenance.json``; the hash covers the profile and a fingerprint of
-the task generators' output, the folder is written to a temporary name and renamed, and the same
-seed gives the same bytes.
+The rotation head is kept too: it is the control task of task negation (``tasks.control_set``).
+
+Then the task vectors: every task fine-tuned from θ0 in the three regimes of
+``reprolib.vision.finetune`` (non-linear, linear, linear + τJp penalty), per training seed.
+
+Cached like the language zoo: ``<root>/vision-<profile>/pretrained-<hash>/`` holds ``model.safetensors``,
+``heads.safetensors`` and ``provenance.json``; ``tv-<hash>/<regime>_s<seed>.safetensors`` holds the
+eight task vectors of one regime and seed (keys ``<task>.<parameter>``) beside a ``.json`` of its
+provenance (losses, seconds, settings). Each hash covers everything its bytes depend on (profile,
+fine-tuning settings, θ0's hash, a fingerprint of the task generators' output); files are written
+to a temporary name and renamed, and the same seed gives the same bytes.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +51,21 @@ class VisionProfile:
     probe_steps: int = 200
     n_train: int = 2000          # training images per task (pre-training mix and probes)
     seed: int = 0
+    # fine-tuning (every task, every regime): AdamW, constant rate, the head frozen
+    ft_steps: int = 300
+    ft_lr: float = 1e-3
+    ft_batch: int = 32
+    penalty: float = 0.1         # λ of Eq. 10 (the linear_taujp regime)
+    reg_batch: int = 4           # images of the other task per penalty step: 1/8 of the batch, as the paper
 
+
+FINETUNE_FIELDS = ("ft_steps", "ft_lr", "ft_batch", "penalty", "reg_batch")
+REGIMES = ("nonlinear", "linear", "linear_taujp")
 
 PROFILES = {
-    "tiny": VisionProfile("tiny", dim=16, depth=1, heads=2, mlp=32, pretrain_steps=20, batch=16, probe_steps=20, n_train=64),
-    "mini": VisionProfile("mini", dim=64, depth=4, heads=4, mlp=128, pretrain_steps=1500),
+    "tiny": VisionProfile("tiny", dim=16, depth=1, heads=2, mlp=32, pretrain_steps=20, batch=16, probe_steps=20, n_train=64,
+                          ft_steps=10, ft_batch=8, reg_batch=2),
+    "mini": VisionProfile("mini", dim=64, depth=4, heads=4, mlp=128, pretrain_steps=1500, ft_lr=2e-3, penalty=0.03),
 }
 
 
@@ -85,15 +102,24 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch
 
 
 class VisionZoo:
-    """``VisionZoo('mini').pretrained()`` → (backbone θ0, {task: frozen head}), built once and cached."""
+    """``VisionZoo('mini').pretrained()`` → (backbone θ0, {task: frozen head}, the control task's
+    ``rotation`` head included); ``task_vectors(regime, seed)`` → {task: τ}; each built once and cached."""
 
-    def __init__(self, profile: str | VisionProfile = "mini", root: str | os.PathLike = "zoo", progress: bool = True):
-        self.profile = PROFILES[profile] if isinstance(profile, str) else profile
+    def __init__(self, profile: str | VisionProfile = "mini", root: str | os.PathLike = "zoo", progress: bool = True,
+                 **overrides):
+        if isinstance(profile, str) and profile not in PROFILES:
+            raise ValueError(f"unknown vision profile {profile!r} (known: {', '.join(PROFILES)})")
+        profile = PROFILES[profile] if isinstance(profile, str) else profile
+        unknown = sorted(set(overrides) - set(FINETUNE_FIELDS))
+        if unknown:
+            raise ValueError(f"vision zoo: {unknown} cannot be overridden (fine-tuning settings: {', '.join(FINETUNE_FIELDS)})")
+        self.profile = replace(profile, **overrides)
         self.root = Path(root) / f"vision-{self.profile.name}"
         self.progress = progress
 
     def key(self) -> str:
-        config = {"profile": asdict(self.profile), "data": data_fingerprint(), "version": 1}
+        p = {k: v for k, v in asdict(self.profile).items() if k not in FINETUNE_FIELDS}   # θ0 does not read them
+        config = {"profile": p, "data": data_fingerprint(), "version": 2}
         return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
     def folder(self) -> Path:
@@ -113,7 +139,7 @@ class VisionZoo:
         backbone.load_state_dict(load_file(folder / "model.safetensors"))
         weights = load_file(folder / "heads.safetensors")
         heads = {}
-        for task, classes in V.TASKS.items():
+        for task, classes in {**V.TASKS, V.CONTROL: 4}.items():
             head = nn.Linear(backbone.dim, classes)
             head.load_state_dict({"weight": weights[f"{task}.weight"], "bias": weights[f"{task}.bias"]})
             heads[task] = head.requires_grad_(False)
@@ -134,7 +160,7 @@ class VisionZoo:
         x, y = rotations(images)
         losses = _train(nn.Sequential(backbone, rotation_head), x, y, p.pretrain_steps, p.batch, p.lr, p.seed)
         backbone.eval()
-        heads, probe = {}, {}
+        heads, probe = {f"{V.CONTROL}.weight": rotation_head.weight.detach(), f"{V.CONTROL}.bias": rotation_head.bias.detach()}, {}
         with torch.no_grad():
             features = {t: backbone(torch.from_numpy(x)) for t, (x, _) in data.items()}
         for i, (task, (_, labels)) in enumerate(data.items()):
@@ -164,3 +190,104 @@ class VisionZoo:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    # ------------------------------------------------------------------ task vectors
+
+    def tv_key(self) -> str:
+        """The task vectors' hash: θ0's, the fine-tuning settings and the fine-tuning code's version."""
+        from reprolib.vision import finetune
+
+        config = {"pretrained": self.key(), "finetune": {k: getattr(self.profile, k) for k in FINETUNE_FIELDS},
+                  "n_train": self.profile.n_train, "version": finetune.VERSION}
+        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+    def tv_file(self, regime: str, seed: int) -> Path:
+        if regime not in REGIMES:
+            raise ValueError(f"parameter 'regime' = {regime!r} is not one of {REGIMES}")
+        return self.root / f"tv-{self.tv_key()}" / f"{regime}_s{seed}.safetensors"
+
+    def has(self, regime: str, seed: int) -> bool:
+        return self.tv_file(regime, seed).exists()
+
+    def task_vectors(self, regime: str, seed: int) -> dict[str, dict[str, torch.Tensor]]:
+        """{task: τ over the backbone} for ``regime`` and training ``seed`` (built and cached when missing)."""
+        from safetensors.torch import load_file
+
+        path = self.tv_file(regime, seed)
+        if not path.exists():
+            self._build_vectors(regime, seed, path)
+        flat = load_file(path)
+        out: dict[str, dict[str, torch.Tensor]] = {t: {} for t in V.TASKS}
+        for key, value in flat.items():
+            task, name = key.split(".", 1)
+            out[task][name] = value
+        return out
+
+    def provenance(self, regime: str, seed: int) -> dict:
+        return json.loads(self.tv_file(regime, seed).with_suffix(".json").read_text())
+
+    def build(self, seeds, regimes=REGIMES) -> None:
+        """Every missing (regime, seed), with a progress bar (``python -m reprolib.vision.zoo``)."""
+        from tqdm.auto import tqdm
+
+        todo = [(r, s) for s in seeds for r in regimes if not self.has(r, s)]
+        for regime, seed in tqdm(todo, desc=f"vision zoo {self.profile.name}: fine-tuning", disable=not self.progress):
+            self.task_vectors(regime, seed)
+
+    def _build_vectors(self, regime: str, seed: int, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        from reprolib.io import package_versions
+        from reprolib.vision.finetune import finetune
+
+        p = self.profile
+        backbone, heads = self.pretrained()
+        t0 = time.perf_counter()
+        data = {t: tuple(map(torch.from_numpy, V.make_task(t, p.n_train, p.seed, "train"))) for t in V.TASKS}
+        control = torch.from_numpy(V.control_set(p.n_train, p.seed, "train")[0])
+        flat, record = {}, {}
+        for i, task in enumerate(V.TASKS):
+            others = [data[t][0] for t in V.TASKS if t != task] + [control]      # T_orth: the other tasks and the control
+            tau, losses = finetune(backbone, heads[task], *data[task], regime, steps=p.ft_steps, lr=p.ft_lr,
+                                   seed=seed * 1000 + i, batch=p.ft_batch, others=others if regime == "linear_taujp" else [],
+                                   penalty=p.penalty if regime == "linear_taujp" else 0.0, reg_batch=p.reg_batch)
+            flat.update({f"{task}.{k}": v.contiguous() for k, v in tau.items()})
+            record[task] = {"first_loss": losses[0], "final_loss": float(np.mean(losses[-20:]))}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tag = uuid.uuid4().hex[:6]
+        tmp, tmp_json = path.with_name(f".{path.name}.{tag}"), path.with_name(f".{path.stem}.{tag}.json")
+        try:
+            save_file(flat, tmp)
+            prov = {"regime": regime, "seed": seed, "hash": self.tv_key(), "pretrained": self.key(),
+                    "settings": {k: getattr(p, k) for k in FINETUNE_FIELDS}, "losses": record,
+                    "seconds": round(time.perf_counter() - t0, 1), "versions": package_versions(),
+                    "built": time.strftime("%Y-%m-%d")}
+            tmp_json.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp_json, path.with_suffix(".json"))
+            os.replace(tmp, path)                 # last: the .safetensors marks the pair complete
+        except BaseException:
+            for f in (tmp, tmp_json):
+                f.unlink(missing_ok=True)
+            raise
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m reprolib.vision.zoo",
+                                     description="Build the vision zoo (θ0 and every task vector) for the τJp chapter.")
+    parser.add_argument("--profile", default="mini", choices=sorted(PROFILES))
+    parser.add_argument("--root", default="zoo")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds 0 … n−1")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    zoo = VisionZoo(args.profile, root=args.root)
+    zoo.pretrained()
+    zoo.build(range(args.seeds))
+    print(f"vision zoo {args.profile}: ready in {time.perf_counter() - t0:.0f} s ({zoo.root / f'tv-{zoo.tv_key()}'})")
+
+
+if __name__ == "__main__":
+    main()

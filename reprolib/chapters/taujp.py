@@ -1,0 +1,311 @@
+"""The τJp chapter, part 1 (seed 004, the eight-task vision setting): its claims, tested on the
+paper's printed numbers and on our runs (``reprolib.chapters.taujp_runs``), which give Evidence with
+the same columns.
+
+Evidence ids and columns (accuracies in %, the paper's unit):
+
+- ``table1`` (task addition): ``scale`` (ours: the zoo profile; the paper's: b32 | b16 | l14),
+  ``method`` (pretrained | individual | mtl | nonlinear | linear | ties | adamerging | ours),
+  ``coef`` ("-" | "1.0" | "grid" | "trained"), ``abs``, ``norm``.
+- ``table2`` (task negation): ``scale``, ``method``, ``coef``, ``targ`` (target accuracy, lower is
+  better), ``cont`` (control accuracy), ``reference`` (printed in parentheses: the control fell
+  below 95 % of the pre-trained model's).
+- ``pairs`` (Figs. 1, 2, 6–8; ours only, the paper prints no numbers): ``method`` (linear | ours),
+  ``a``, ``b``, ``taujp``, ``cosine``, ``dis`` (mean weight-disentanglement error over Fig. 1's
+  grid), ``norm`` (the pair's normalised accuracy after addition).
+- ``per_task`` (Figs. 4–5): ``stage`` (single | addition), ``method``, ``task``, ``acc``, ``norm``.
+
+Readings of the paper's words (each claim's ``how`` repeats its own): "outperforms" / "better" /
+"surpassing" = strictly above, by any margin; "significantly" / "significant difference" = the 95 %
+interval excludes no difference (the claims' interval does that: we test > 0); "the same results" =
+within ``SAME`` points; "notably lower" = under half; "weak positive correlation" = Spearman's ρ in
+(0, ``WEAK``); "no degradation" = not more than ``NO_DEGRADATION`` points below; "most tasks" = more
+than half.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from reprolib.claims import ClaimRegistry, Evidence, all_of, by_seed, only, printed_evidence, verdict_on
+from reprolib.published import table_rows
+
+PAPER = "taujp"
+PAGE = "taujp.html"
+SAME = 0.5            # points: "the same results" (the paper prints one decimal)
+NORM_99 = 98.5        # "a normalized accuracy of 99%" (rounds to 99)
+NOTABLY = 0.5         # "notably lower": less than half
+WEAK = 0.5            # a "weak" correlation: ρ below 0.5
+NO_DEGRADATION = 1.0  # points
+SCALES = ("b32", "b16", "l14")          # the paper's models, smallest first
+METHOD_OF = {"Pre-trained": "pretrained", "Individual": "individual", "MTL": "mtl", "Non-lin. FT": "nonlinear",
+             "Linear FT": "linear", "Ties-Merging": "ties", "AdaMerging": "adamerging", "Ours": "ours"}
+COEF_OF = {"-": "-", "1.0": "1.0", "Grid-searched": "grid", "Trained": "trained"}
+EXISTING = ("nonlinear", "linear", "ties", "adamerging")   # task-arithmetic methods ours is compared with
+
+NOT_TESTED = {
+    "table2_caption (line 239)": "repeats table2_control_at_one and table2_grid on the same rows",
+    "AdaMerging (Table 1)": "not run here (trained coefficients; the paper copies its numbers from Yang et al., "
+                            "footnote 2): in the paper's numbers it counts as an existing approach, in ours it is absent",
+    "MTL (Table 1)": "multi-task learning is part 2's Table 7",
+    "Fig. 7 (line 671)": "'no consistent trend was observed between cosine similarity and τJp' is tested as fig8_weak_positive",
+}
+
+
+# ----------------------------------------------------------------------------- the paper's numbers
+
+
+def _table(paper: dict, table_id: str, columns: tuple[str, ...]) -> list[dict]:
+    out = []
+    for r in table_rows(paper, table_id):
+        for scale in SCALES:
+            out.append({"scale": scale, "method": METHOD_OF[r["method"]], "coef": COEF_OF[r["coef"]],
+                        **{c: r.get(f"{scale}_{c}") for c in columns},
+                        **({"reference": bool(r.get("reference"))} if "reference" in r else {})})
+    return out
+
+
+def paper_evidence(paper: dict, ids, n_seeds: int = 3) -> dict[str, Evidence]:
+    """The paper's Tables 1–2 as if they were our results (every scale); the figures print no numbers."""
+    build = {"table1": lambda: _table(paper, "table1", ("abs", "norm")),
+             "table2": lambda: _table(paper, "table2", ("targ", "cont"))}
+    out = {}
+    for evidence_id in ids:
+        if evidence_id in build:
+            rows = build[evidence_id]()
+            floats = [c for c in ("abs", "norm", "targ", "cont") if c in rows[0]]
+            out[evidence_id] = printed_evidence(rows, n_seeds, floats)
+    return out
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN for fewer than three points or a constant."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return math.nan
+    return float(spearmanr(x, y).statistic)
+
+
+def _scales(g) -> list[str]:
+    return sorted({r["scale"] for r in g}, key=lambda s: (s not in SCALES, SCALES.index(s) if s in SCALES else 0, s))
+
+
+def _best_other(g, scale: str, coef: str, column: str, lower: bool = False) -> float:
+    """The best score of the existing methods at ``coef`` (AdaMerging's trained coefficients count at
+    every coefficient setting), on one scale."""
+    values = [r[column] for r in g if r["scale"] == scale and r["method"] in EXISTING
+              and (r["coef"] == coef or r["method"] == "adamerging")]
+    return min(values) if lower else max(values)
+
+
+def _ours(g, scale: str, coef: str) -> dict:
+    return only([r for r in g if r["scale"] == scale], f"{scale}", method="ours", coef=coef)
+
+
+def _pair_stat(fn, method=None):
+    """A statistic over one seed's pair records (optionally of one method)."""
+    return lambda records: by_seed(records, lambda g: fn([r for r in g if method is None or r["method"] == method]))
+
+
+def _v(claim, text, fn, ev, better="higher", margin=0.0):
+    return verdict_on(claim, text, lambda records: by_seed(records, fn), ev, better, margin)
+
+
+CLAIMS = ClaimRegistry(PAPER)
+
+
+# ----------------------------------------------------------------------------- Table 1: task addition
+
+
+@CLAIMS.register("table1_outperforms", ("table1",), anchor=f"{PAGE}#table1",
+                 how="Table 1: ours − the best existing method (non-linear FT, linear FT, TIES, and AdaMerging where "
+                     "printed) at the same coefficient setting (1.0; grid-searched), the smaller margin over both "
+                     "settings and every model scale, for Abs. and for Norm.; 'outperforms' = above 0.")
+def table1_outperforms(ev):
+    rows = ev["table1"]
+    parts = [_v(f"table1_outperforms/{col}", f"smallest margin of ours over the best existing method, {col}",
+                lambda g, col=col: min(_ours(g, s, c)[col] - _best_other(g, s, c, col) for s in _scales(g)
+                                       for c in ("1.0", "grid")), rows) for col in ("abs", "norm")]
+    return all_of("table1_outperforms", "ours above every existing method, both coefficient settings", parts)
+
+
+@CLAIMS.register("table1_no_tuning", ("table1",), anchor=f"{PAGE}#table1",
+                 how="Table 1: ours at coefficients 1.0 − the best existing method with its coefficients grid-searched "
+                     "(AdaMerging: trained), the smallest over the model scales, for Abs. and Norm.; above 0.")
+def table1_no_tuning(ev):
+    rows = ev["table1"]
+    parts = [_v(f"table1_no_tuning/{col}", f"ours (1.0) − best existing (grid-searched), {col}",
+                lambda g, col=col: min(_ours(g, s, "1.0")[col] - _best_other(g, s, "grid", col) for s in _scales(g)),
+                rows) for col in ("abs", "norm")]
+    return all_of("table1_no_tuning", "ours without tuning above every tuned existing method", parts)
+
+
+@CLAIMS.register("table1_alpha_one", ("table1",), anchor=f"{PAGE}#table1",
+                 how=f"Table 1, the largest model scale of the evidence (the paper's ViT-L-14; ours: the zoo's one "
+                     f"scale): |ours grid-searched − ours 1.0| under {SAME:g} points for Abs. and Norm. ('the same "
+                     f"results'), and ours' Norm. at 1.0 above {NORM_99:g} % ('99%').")
+def table1_alpha_one(ev):
+    rows = ev["table1"]
+
+    def gap(col):
+        return lambda g: abs(_ours(g, _scales(g)[-1], "grid")[col] - _ours(g, _scales(g)[-1], "1.0")[col])
+
+    parts = [_v("table1_alpha_one/same_abs", "|ours grid − ours 1.0|, Abs.", gap("abs"), rows, "lower", SAME),
+             _v("table1_alpha_one/same_norm", "|ours grid − ours 1.0|, Norm.", gap("norm"), rows, "lower", SAME),
+             _v("table1_alpha_one/norm_99", "ours' Norm. at 1.0", lambda g: _ours(g, _scales(g)[-1], "1.0")["norm"],
+                rows, margin=NORM_99)]
+    return all_of("table1_alpha_one", "α = 1 is optimal for ours on the largest scale, Norm. ≈ 99 %", parts)
+
+
+# ----------------------------------------------------------------------------- Table 2: task negation
+
+
+@CLAIMS.register("table2_control_at_one", ("table2",), anchor=f"{PAGE}#table2",
+                 how="Table 2, coefficients 1.0: ours' control accuracy − the best existing method's (non-linear FT, "
+                     "linear FT, TIES), the smallest over the model scales; 'significantly outperforms' = above 0 "
+                     "with the interval.")
+def table2_control_at_one(ev):
+    return _v("table2_control_at_one", "ours' control − best existing control, coefficients 1.0",
+              lambda g: min(_ours(g, s, "1.0")["cont"] - _best_other(g, s, "1.0", "cont") for s in _scales(g)),
+              ev["table2"])
+
+
+@CLAIMS.register("table2_grid", ("table2",), anchor=f"{PAGE}#table2",
+                 how="Table 2: (a) ours' target accuracy grid-searched − at 1.0, the largest over the scales, below 0 "
+                     "('greatly enhances the forgetting'; 'greatly' is not quantified); (b) ours' control accuracy "
+                     "grid-searched − the best existing method's grid-searched, the smallest over the scales, above 0.")
+def table2_grid(ev):
+    rows = ev["table2"]
+    parts = [_v("table2_grid/forgetting", "ours' target: grid-searched − 1.0",
+                lambda g: max(_ours(g, s, "grid")["targ"] - _ours(g, s, "1.0")["targ"] for s in _scales(g)), rows,
+                "lower", 0.0),
+             _v("table2_grid/control", "ours' control − best existing control, grid-searched",
+                lambda g: min(_ours(g, s, "grid")["cont"] - _best_other(g, s, "grid", "cont") for s in _scales(g)),
+                rows)]
+    return all_of("table2_grid", "tuned, ours forgets more and keeps more control than every existing method", parts)
+
+
+# ----------------------------------------------------------------------------- pairs: Figs. 1, 2, 6, 8
+
+
+@CLAIMS.register("taujp_tracks_accuracy", ("pairs",), anchor=f"{PAGE}#fig2",
+                 how="Fig. 2: Spearman's ρ between τJp and the pair's normalised accuracy over the 28 pairs of linear FT "
+                     "(the unregularised vectors, whose τJp spans the widest range); 'smaller τJp, higher accuracy' = "
+                     "ρ below 0.")
+def taujp_tracks_accuracy(ev):
+    return verdict_on("taujp_tracks_accuracy", "Spearman ρ(τJp, normalised accuracy), linear FT pairs",
+                      _pair_stat(lambda g: spearman([r["taujp"] for r in g], [r["norm"] for r in g]), "linear"),
+                      ev["pairs"], "lower", 0.0)
+
+
+def _paired(g, column):
+    """Per pair (a, b): ours' value − linear FT's, the pairs in order."""
+    by = {(r["method"], r["a"], r["b"]): r[column] for r in g}
+    return [by["ours", a, b] - by["linear", a, b] for (m, a, b) in by if m == "linear"]
+
+
+def _log_ratio(g):
+    by = {(r["method"], r["a"], r["b"]): r["taujp"] for r in g}
+    return float(np.mean([math.log10(max(by["ours", a, b], 1e-30) / max(by["linear", a, b], 1e-30))
+                          for (m, a, b) in by if m == "linear"]))
+
+
+@CLAIMS.register("fig2_reg_reduces", ("pairs",), anchor=f"{PAGE}#fig2",
+                 how="Fig. 2, the 28 pairs: (a) the mean of log10(τJp ours / τJp linear FT) below 0 ('reduces τJp', "
+                     "significant by the interval); (b) the mean of the pairs' normalised accuracy, ours − linear FT, "
+                     "above 0 ('improves task addition performance').")
+def fig2_reg_reduces(ev):
+    rows = ev["pairs"]
+    parts = [_v("fig2_reg_reduces/taujp", "mean log10(τJp ours / τJp linear)", _log_ratio, rows, "lower", 0.0),
+             _v("fig2_reg_reduces/accuracy", "mean pair normalised accuracy, ours − linear",
+                lambda g: float(np.mean(_paired(g, "norm"))), rows)]
+    return all_of("fig2_reg_reduces", "the penalty lowers τJp and raises the pairs' accuracy", parts)
+
+
+@CLAIMS.register("fig1_sensitivity", ("pairs",), anchor=f"{PAGE}#fig1",
+                 how="Fig. 1 (top row, linear FT): Spearman's ρ between a pair's τJp and its mean weight-disentanglement "
+                     "error over the (α_A, α_B) grid, over the 28 pairs; 'larger τJp, more sensitive' = ρ above 0.")
+def fig1_sensitivity(ev):
+    return verdict_on("fig1_sensitivity", "Spearman ρ(τJp, mean disentanglement error), linear FT pairs",
+                      _pair_stat(lambda g: spearman([r["taujp"] for r in g], [r["dis"] for r in g]), "linear"),
+                      ev["pairs"], "higher", 0.0)
+
+
+@CLAIMS.register("fig1_regularized", ("pairs",), anchor=f"{PAGE}#fig1",
+                 how="Fig. 1 (bottom row against top): the mean disentanglement error over the grid, ours − linear FT, "
+                     "averaged over the 28 pairs; 'significantly enhanced' = below 0 with the interval.")
+def fig1_regularized(ev):
+    return _v("fig1_regularized", "mean disentanglement error, ours − linear FT",
+              lambda g: float(np.mean(_paired(g, "dis"))), ev["pairs"], "lower", 0.0)
+
+
+@CLAIMS.register("fig6_lower_offdiag", ("pairs",), anchor=f"{PAGE}#fig6",
+                 how=f"Fig. 6: the mean off-diagonal τJp of ours over that of linear FT; 'notably lower' = under "
+                     f"{NOTABLY:g}.")
+def fig6_lower_offdiag(ev):
+    def ratio(g):
+        mean = {m: np.mean([r["taujp"] for r in g if r["method"] == m]) for m in ("ours", "linear")}
+        return float(mean["ours"] / mean["linear"])
+
+    return _v("fig6_lower_offdiag", "mean τJp, ours / linear FT", ratio, ev["pairs"], "lower", NOTABLY)
+
+
+@CLAIMS.register("fig8_weak_positive", ("pairs",), anchor=f"{PAGE}#fig8",
+                 how=f"Fig. 8: Spearman's ρ between τJp and the cosine of the two task vectors over the 28 pairs, per "
+                     f"regime (linear FT, ours); 'weak positive' = ρ above 0 and below {WEAK:g}.")
+def fig8_weak_positive(ev):
+    rows = ev["pairs"]
+    parts = []
+    for method in ("linear", "ours"):
+        rho = _pair_stat(lambda g: spearman([r["taujp"] for r in g], [r["cosine"] for r in g]), method)
+        parts += [verdict_on(f"fig8_weak_positive/{method}_positive", f"ρ(τJp, cosine), {method}", rho, rows, "higher", 0.0),
+                  verdict_on(f"fig8_weak_positive/{method}_weak", f"ρ(τJp, cosine), {method}", rho, rows, "lower", WEAK)]
+    return all_of("fig8_weak_positive", "τJp and cosine correlate weakly and positively", parts)
+
+
+# ----------------------------------------------------------------------------- per task: Figs. 4–5
+
+
+def _task_means(g, stage: str, column: str) -> dict:
+    """method → mean over tasks of ``column`` at ``stage``."""
+    methods = {r["method"] for r in g if r["stage"] == stage}
+    return {m: float(np.mean([r[column] for r in g if r["stage"] == stage and r["method"] == m])) for m in methods}
+
+
+@CLAIMS.register("fig4_nonlinear_advantage", ("per_task",), anchor=f"{PAGE}#fig4",
+                 how="Fig. 4: mean single-task accuracy after fine-tuning, non-linear FT − the better of linear FT and "
+                     "ours; above 0.")
+def fig4_nonlinear_advantage(ev):
+    return _v("fig4_nonlinear_advantage", "non-linear FT − best linearised FT, mean single-task accuracy",
+              lambda g: (lambda m: m["nonlinear"] - max(m["linear"], m["ours"]))(_task_means(g, "single", "acc")),
+              ev["per_task"])
+
+
+@CLAIMS.register("fig4_no_degradation", ("per_task",), anchor=f"{PAGE}#fig4",
+                 how=f"Fig. 4: mean single-task accuracy, ours − linear FT; 'no degradation' = above −{NO_DEGRADATION:g} "
+                     "points.")
+def fig4_no_degradation(ev):
+    return _v("fig4_no_degradation", "ours − linear FT, mean single-task accuracy",
+              lambda g: (lambda m: m["ours"] - m["linear"])(_task_means(g, "single", "acc")), ev["per_task"],
+              margin=-NO_DEGRADATION)
+
+
+@CLAIMS.register("fig5_most_tasks", ("per_task",), anchor=f"{PAGE}#fig5",
+                 how="Fig. 5 (right): the share of the eight tasks on which ours has the highest normalised accuracy "
+                     "after addition (grid-searched α) among non-linear FT, linear FT and ours (a tie at the top counts as highest); 'most tasks' = above 0.5.")
+def fig5_most_tasks(ev):
+    def share(g):
+        after = [r for r in g if r["stage"] == "addition"]
+        tasks = sorted({r["task"] for r in after})
+        best = [max((r for r in after if r["task"] == t), key=lambda r: (r["norm"], r["method"] == "ours"))["method"]
+                for t in tasks]
+        return sum(m == "ours" for m in best) / len(tasks)
+
+    return _v("fig5_most_tasks", "share of tasks where ours has the highest normalised accuracy", share, ev["per_task"],
+              margin=0.5)

@@ -1,0 +1,322 @@
+"""What the τJp page (part 1, vision) shows, one function per section, so the notebook stays a few lines.
+
+Each function reads ``reprolib.chapters.taujp_runs`` (the vision zoo's task vectors, evaluated and
+cached per seed), shows the paper's numbers beside ours, writes its results under the chapter's
+output folder and returns the Evidence the claims (``reprolib.chapters.taujp``) read.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Image, Markdown, display
+
+from reprolib import plots
+from reprolib.chapters import taujp as C
+from reprolib.chapters import taujp_runs as R
+from reprolib.kit import pages
+
+LABEL = {"pretrained": "Pre-trained", "individual": "Individual (non-linear FT, each task alone)",
+         "nonlinear": "Non-linear FT", "linear": "Linear FT", "ties": "TIES-merging", "ours": "Ours (linear FT + τJp reg.)",
+         "mtl": "MTL", "adamerging": "AdaMerging"}
+STYLE = {"nonlinear": "tab:blue", "linear": "tab:orange", "ours": "tab:red", "pretrained": "tab:green", "ties": "tab:purple"}
+PAPER_SCALE = ("CLIP ViT-B-32, ViT-B-16 and ViT-L-14 (88 M – 428 M parameters) fine-tuned on Cars, DTD, EuroSAT, GTSRB, "
+               "MNIST, RESISC45, SUN397 and SVHN, ImageNet as the control task")
+
+
+def open_taujp(profile: str = "mini", zoo_root: str = "zoo", n_seeds: int = 3, penalty: float | None = None,
+               eval_size: int = 200, val_size: int = 200, addition_grid=None, negation_grid=None,
+               cache_dir: str = "results/cache", out_dir: str = "results", progress: bool = True):
+    """The chapter frame and its runs: the vision zoo ``profile`` (θ0 and every task vector, built where
+    missing; a language paper profile, which has no vision models, runs the ``mini`` vision zoo),
+    ``penalty`` λ (None: the profile's), the coefficient grids (None: the paper's)."""
+    from reprolib.cache import ResultCache
+    from reprolib.kit.chapter import open_frame
+    from reprolib.paths import project_path
+    from reprolib.vision import arithmetic as A
+    from reprolib.vision.zoo import VisionZoo
+
+    from reprolib.vision.zoo import PROFILES
+
+    if n_seeds < 1:
+        raise ValueError(f"parameter 'n_seeds' = {n_seeds} must be >= 1")
+    if profile not in PROFILES:
+        display(Markdown(f"Profile `{profile}` is not a vision zoo profile ({', '.join(PROFILES)}): the paper's CLIP "
+                         "models cannot be loaded here, so this chapter runs the `mini` vision zoo."))
+        profile = "mini"
+    overrides = {} if penalty is None else {"penalty": float(penalty)}
+    if penalty is not None and penalty <= 0:
+        raise ValueError(f"parameter 'penalty' = {penalty} must be > 0")
+    zoo = VisionZoo(profile, root=project_path(zoo_root), progress=progress, **overrides)
+    settings = R.Settings(eval_size=eval_size, val_size=val_size,
+                          addition_grid=A.check_grid("addition_grid", addition_grid or A.ADDITION_GRID, 0.0, 1.0),
+                          negation_grid=A.check_grid("negation_grid", negation_grid or A.NEGATION_GRID, 0.0, 10.0))
+    backbone = zoo.backbone()
+    p = zoo.profile
+    scale = {"profile": p.name, "kind": f"{p.name} vision zoo (built here from generated images)",
+             "description": f"TinyViT, {p.depth} blocks × {p.dim} hidden, 16 × 16 grey images in 4 × 4 patches, eight "
+                            f"generated tasks; λ = {p.penalty:g}, {p.ft_steps} fine-tuning steps per task",
+             "parameters": sum(v.numel() for v in backbone.parameters())}
+    ch = open_frame("taujp", "taujp", profile=p.name, scale=scale, seeds=list(range(n_seeds)), out_dir=out_dir,
+                    eval_size=eval_size, paper_scale=PAPER_SCALE, claims=C.CLAIMS)
+    runs = R.VisionRuns(zoo, list(range(n_seeds)), ResultCache(project_path(cache_dir), "taujp"), settings, progress)
+    runs.build()
+    return ch, runs
+
+
+def _show(fig, path):
+    display(Image(filename=str(plots.save(fig, path))))
+
+
+def _fmt(frame):
+    import pandas as pd
+
+    pd.options.display.float_format = lambda x: f"{x:.4g}"
+    return frame
+
+
+def _seed_mean(rows, by, columns):
+    return rows.groupby(by, sort=False)[list(columns)].mean().reset_index()
+
+
+# ----------------------------------------------------------------------------- the zoo
+
+
+def vision_zoo(ch, runs) -> None:
+    """θ0 (pre-training, probe accuracies) and the fine-tuning runs: settings, seconds, final losses."""
+    import json
+
+    import pandas as pd
+
+    zoo = runs.zoo
+    prov = json.loads((zoo.folder() / "provenance.json").read_text())
+    rows = []
+    for seed in runs.seeds:
+        for method, regime in R.REGIME.items():
+            p = zoo.provenance(regime, seed)
+            rows.append({"regime": LABEL[method], "seed": seed, "seconds (8 tasks)": p["seconds"],
+                         "mean final loss": float(np.mean([v["final_loss"] for v in p["losses"].values()]))})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(ch.out / "finetuning.csv", index=False)
+    display(Markdown(f"θ0: {prov['pretrain']['parameters']:,} parameters, pre-trained for {prov['pretrain']['steps']} steps "
+                     f"on rotation prediction (final loss {prov['pretrain']['final_loss']:.3f}; chance ln 4 = 1.386) in "
+                     f"{prov['seconds']:.0f} s. Linear-probe heads, training accuracy: "
+                     + ", ".join(f"{t} {a:.2f}" for t, a in prov["probe_train_accuracy"].items()) + "."))
+    display(_fmt(frame))
+
+
+# ----------------------------------------------------------------------------- Tables 1 and 2
+
+
+def _beside(ch, table_id: str, ours, columns):
+    """The paper's rows (all three ViTs) with our mean over seeds beside them, matched by (method, coef)."""
+    import pandas as pd
+
+    table = ch.table(table_id)
+    mean = _seed_mean(ours, ["method", "coef"], [c for c in columns if c in ours] + ["alpha"] * ("alpha" in ours))
+    rows = []
+    for r in table["rows"]:
+        method, coef = C.METHOD_OF[r["method"]], C.COEF_OF[r["coef"]]
+        row = {"method": LABEL.get(method, method), "coef.": r["coef"]}
+        for s, name in zip(C.SCALES, ("ViT-B-32", "ViT-B-16", "ViT-L-14")):
+            for c in columns:
+                row[f"{name} {c} paper"] = r.get(f"{s}_{c}")
+        match = mean[(mean["method"] == method) & (mean["coef"] == coef)]
+        for c in columns:
+            row[f"{c} ours"] = float(match[c].iloc[0]) if len(match) and c in match and match[c].notna().any() else None
+        if "alpha" in mean:
+            row["α ours"] = float(match["alpha"].iloc[0]) if len(match) and match["alpha"].notna().any() else None
+        rows.append(row)
+    return _fmt(pd.DataFrame(rows))
+
+
+def table1(ch, runs) -> dict:
+    """Table 1: task addition of the eight task vectors, coefficients 1.0 and grid-searched."""
+    ev = R.table1(runs, ch.profile)
+    ev.rows.to_csv(ch.out / "table1.csv", index=False)
+    evidence = {"table1": ev}
+    verdicts = ch.verdicts(evidence)
+    table = ch.table("table1")
+    pages.show_table(f"{table['ref']} (paper line {table['line']})", table["caption"] + " Ours: mean over "
+                     f"{len(runs.seeds)} training seeds, {runs.settings.eval_size} test images per task; α ours = the "
+                     "unified coefficient (mean over seeds; TIES: its λ). MTL and AdaMerging are not run here.",
+                     _beside(ch, "table1", ev.rows, ("abs", "norm")), pages.table_notes(table),
+                     pages.claim_line(ch, verdicts, "table1", evidence), anchor="table1")
+    return evidence
+
+
+def table2(ch, runs) -> dict:
+    """Table 2: task negation, each task vector subtracted alone; the control task is rotation prediction."""
+    ev = R.table2(runs, ch.profile)
+    ev.rows.to_csv(ch.out / "table2.csv", index=False)
+    evidence = {"table2": ev}
+    verdicts = ch.verdicts(evidence)
+    table = ch.table("table2")
+    frame = _beside(ch, "table2", ev.rows, ("targ", "cont"))
+    ref = ev.rows.groupby(["method", "coef"], sort=False)["reference"].any()
+    frame["ours below 95 % control"] = [bool(ref.get((C.METHOD_OF[r["method"]], C.COEF_OF[r["coef"]]), False))
+                                        for r in table["rows"]]
+    pages.show_table(f"{table['ref']} (paper line {table['line']})", table["caption"] + " Ours: the control task is the "
+                     "rotation prediction θ0 was pre-trained on (the paper's ImageNet); 'ours below 95 % control' marks "
+                     "a row the paper would print in parentheses (in some seed, on the test split).",
+                     frame, pages.table_notes(table), pages.claim_line(ch, verdicts, "table2", evidence), anchor="table2")
+    return evidence
+
+
+# ----------------------------------------------------------------------------- pairs: Figs. 1, 2, 6, 7, 8
+
+
+def pairs(ch, runs) -> dict:
+    ev = R.pairs(runs)
+    ev.rows.to_csv(ch.out / "pairs.csv", index=False)
+    evidence = {"pairs": ev}
+    verdicts = ch.verdicts(evidence)
+    rows = ev.rows
+    display(Markdown('<a id="fig1"></a>\n\n### Fig. 1 — weight disentanglement against τJp\n\n*Weight-disentanglement '
+                     "error ξ(α_A, α_B) (Eq. 2, 0 … 2: the share of each task's test images whose prediction changes "
+                     "when the other vector is added) over α ∈ [−2, 3]², for the pairs with the largest, median and "
+                     "smallest τJp under linear FT (top) and the same pairs with the τJp penalty (bottom); seed 0. The "
+                     "box is the usual search range [0, 1]², the cross θ0.*"))
+    _show(_maps_figure(runs), ch.out / "fig1.png")
+    display(Markdown(pages.claim_line(ch, verdicts, "pairs", evidence)))
+    display(Markdown('<a id="fig2"></a>\n\n### Fig. 2 — τJp against normalised accuracy, the 28 pairs\n\n*Each point a '
+                     "pair of tasks added with the α chosen on validation; every seed; linear FT (blue) and ours "
+                     "(orange).*"))
+    _show(_scatter(rows, "taujp", "norm", "normalised accuracy of the pair (%)"), ch.out / "fig2.png")
+    display(Markdown('<a id="fig6"></a>\n\n### Figs. 6–7 — τJp and cosine per pair\n\n*Mean over seeds; the diagonal '
+                     "is left empty (a pair needs two tasks).*"))
+    _show(_heatmaps(rows, "taujp", "τJp"), ch.out / "fig6.png")
+    _show(_heatmaps(rows, "cosine", "cosine of the task vectors"), ch.out / "fig7.png")
+    display(Markdown('<a id="fig8"></a>\n\n### Fig. 8 — τJp against cosine\n\n*Every pair and seed.*'))
+    _show(_scatter(rows, "taujp", "cosine", "cosine of the two task vectors"), ch.out / "fig8.png")
+    return evidence
+
+
+def _maps_figure(runs):
+    plots.style()
+    result = runs.result(runs.seeds[0])["pairs"]
+    linear = sorted(result["linear"], key=lambda p: p["taujp"])
+    chosen = [linear[-1], linear[len(linear) // 2], linear[0]]
+    alphas = runs.settings.map_alphas
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7.6))
+    for col, p in enumerate(chosen):
+        for row, method in enumerate(R.PAIR_METHODS):
+            q = next(x for x in result[method] if (x["a"], x["b"]) == (p["a"], p["b"]))
+            ax = axes[row][col]
+            grid = np.array(q["map"]).reshape(len(alphas), len(alphas)).T
+            ax.imshow(grid, origin="lower", extent=(alphas[0], alphas[-1], alphas[0], alphas[-1]), vmin=0, vmax=1,
+                      cmap="Blues")
+            ax.add_patch(plt.Rectangle((0, 0), 1, 1, fill=False, edgecolor="red"))
+            ax.plot([0], [0], "r+", markersize=10)
+            ax.set_title(f"{'linear FT' if method == 'linear' else 'ours'}: {q['a']} + {q['b']}\nτJp {q['taujp']:.3g}, "
+                         f"mean ξ {q['map_mean']:.2f}", fontsize=9)
+            ax.set_xlabel(f"α_{q['a']}")
+            ax.set_ylabel(f"α_{q['b']}")
+    fig.tight_layout()
+    return fig
+
+
+def _scatter(rows, x, y, ylabel):
+    plots.style()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for method, marker, color in (("linear", "o", "tab:blue"), ("ours", "*", "tab:orange")):
+        g = rows[rows["method"] == method]
+        ax.scatter(g[x], g[y], marker=marker, color=color, s=40 if marker == "*" else 20, label=LABEL[method], alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("τJp (Eq. 9, log scale)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _heatmaps(rows, column, title):
+    plots.style()
+    tasks = list(R.TASKS)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4))
+    mean = _seed_mean(rows, ["method", "a", "b"], [column])
+    values = {m: np.full((len(tasks), len(tasks)), np.nan) for m in R.PAIR_METHODS}
+    for r in mean.to_dict("records"):
+        i, j = tasks.index(r["a"]), tasks.index(r["b"])
+        values[r["method"]][i, j] = values[r["method"]][j, i] = r[column]
+    top = np.nanmax([np.nanmax(v) for v in values.values()])
+    for ax, method in zip(axes, ("ours", "linear")):
+        ax.imshow(values[method], cmap="Reds", vmin=min(0.0, np.nanmin(values[method])), vmax=top)
+        for i, j in itertools.product(range(len(tasks)), repeat=2):
+            if i != j:
+                ax.text(j, i, f"{values[method][i, j]:.2g}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(tasks)), tasks, rotation=60, fontsize=8)
+        ax.set_yticks(range(len(tasks)), tasks, fontsize=8)
+        ax.set_title(f"{title}: {LABEL[method]}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- per task: Figs. 4–5
+
+
+def per_task(ch, runs) -> dict:
+    ev = R.per_task(runs)
+    ev.rows.to_csv(ch.out / "per_task.csv", index=False)
+    evidence = {"per_task": ev}
+    verdicts = ch.verdicts(evidence)
+    mean = _seed_mean(ev.rows, ["stage", "method", "task"], ["acc", "norm"])
+    display(Markdown('<a id="fig4"></a>\n\n### Fig. 4 — accuracy after fine-tuning, per task\n\n*Each task vector alone '
+                     "at α = 1 (mean over seeds), and θ0 with the frozen head.*"))
+    _show(_bars(mean[mean["stage"] == "single"], ["pretrained", "nonlinear", "linear", "ours"], ["acc"]), ch.out / "fig4.png")
+    display(Markdown('<a id="fig5"></a>\n\n### Fig. 5 — after adding all eight task vectors, per task\n\n*Absolute (left) '
+                     "and normalised (right) accuracy at the α chosen on validation, mean over seeds.*"))
+    _show(_bars(mean[mean["stage"] == "addition"], ["nonlinear", "linear", "ours"], ["acc", "norm"]), ch.out / "fig5.png")
+    display(Markdown(pages.claim_line(ch, verdicts, "per_task", evidence)))
+    return evidence
+
+
+def _bars(frame, methods, columns):
+    plots.style()
+    tasks = list(R.TASKS)
+    fig, axes = plt.subplots(1, len(columns), figsize=(7 * len(columns), 3.8), squeeze=False)
+    width = 0.8 / len(methods)
+    for ax, column in zip(axes[0], columns):
+        for k, method in enumerate(methods):
+            g = frame[frame["method"] == method].set_index("task").reindex(tasks)
+            ax.bar(np.arange(len(tasks)) + k * width, g[column], width, label=LABEL[method], color=STYLE[method])
+        ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks, rotation=45, fontsize=8)
+        ax.set_ylabel({"acc": "accuracy (%)", "norm": "normalised accuracy (%)"}[column])
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- claims and reading
+
+
+def claims(ch, evidence: dict, runs) -> list[dict]:
+    paper_ev = C.paper_evidence(ch.paper, list(evidence))
+    rows = pages.show_claims(ch, evidence, paper_ev, [], extra={"task_vectors": runs.zoo.tv_key(),
+                                                                 "pretrained": runs.zoo.key(),
+                                                                 "settings": runs.settings.__dict__})
+    display(Markdown("**Sentences not tested here**, and why:\n\n"
+                     + "\n".join(f"- {where}: {why}." for where, why in C.NOT_TESTED.items())))
+    return rows
+
+
+def reading(ch, rows: list[dict], evidence: dict, runs) -> dict:
+    counts = pages.claim_counts(rows)
+    t1 = _seed_mean(evidence["table1"].rows, ["method", "coef"], ["abs", "norm"]).set_index(["method", "coef"])
+    pairs = evidence["pairs"].rows
+    by = {v["claim"]: v for v in rows}
+    paper = {(C.METHOD_OF[r["method"]], C.COEF_OF[r["coef"]]): r for r in ch.table("table1")["rows"]}
+    values = {"profile": f"`{ch.profile}`", "n_params": ch.scale()["parameters"] / 1e3, "n_seeds": len(runs.seeds),
+              "n_claims": counts["claims"], "n_reproduced": counts["reproduced"], "n_not": counts["not reproduced"],
+              "n_inconclusive": counts["inconclusive"],
+              "ours_norm_1": t1.loc[("ours", "1.0"), "norm"], "linear_norm_1": t1.loc[("linear", "1.0"), "norm"],
+              "nonlinear_norm_1": t1.loc[("nonlinear", "1.0"), "norm"], "ours_abs_grid": t1.loc[("ours", "grid"), "abs"],
+              "linear_abs_grid": t1.loc[("linear", "grid"), "abs"], "pre_abs": t1.loc[("pretrained", "-"), "abs"],
+              "taujp_linear": float(pairs[pairs["method"] == "linear"]["taujp"].mean()),
+              "taujp_ours": float(pairs[pairs["method"] == "ours"]["taujp"].mean()),
+              "rho": by["taujp_tracks_accuracy"]["estimate"], "rho_lo": by["taujp_tracks_accuracy"]["ci"][0],
+              "rho_hi": by["taujp_tracks_accuracy"]["ci"][1], "rho_verdict": by["taujp_tracks_accuracy"]["verdict"],
+              **{f"paper_{m}_norm_1": paper[(m, "1.0")]["b32_norm"] for m in ("ours", "linear", "nonlinear")}}
+    return pages.glue(values)
