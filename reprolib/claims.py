@@ -181,6 +181,12 @@ def verdict_on(claim: str, text: str, stat: Callable, evidence: Evidence, better
                    margin=margin, better=better)
 
 
+def seed_verdict(claim: str, text: str, fn: Callable[[list[dict]], float], evidence: Evidence, better: str = "higher",
+                 margin: float = 0.0) -> Verdict:
+    """:func:`verdict_on` for a statistic given as ``fn`` of one seed's records (applied per seed)."""
+    return verdict_on(claim, text, lambda records: by_seed(records, fn), evidence, better, margin)
+
+
 def all_of(claim: str, text: str, parts: list[Verdict]) -> Verdict:
     """A claim made of parts: reproduced if all are, not reproduced if any is not."""
     verdicts = [p.verdict for p in parts]

@@ -77,7 +77,8 @@ def jvp(model: nn.Module, params0: Params, tangent: Params, inputs, name: str = 
     return _jvp(f, tuple(params0[k] for k in keys), tuple(tangent[k] for k in keys))
 
 
-def _sq_norm(out: Tensor, reduction: str) -> Tensor:
+def sq_norm(out: Tensor, reduction: str = "mean") -> Tensor:
+    """‖out_i‖² per example i (every entry of it), averaged (``"mean"``) or summed over the batch."""
     per_example = out.reshape(out.shape[0], -1).pow(2).sum(-1)
     if reduction == "mean":
         return per_example.mean()
@@ -92,7 +93,7 @@ def taujp(model: nn.Module, params0: Params, tau_a: Params, tau_b: Params, x_a, 
     with torch.no_grad():
         _, a_on_b = jvp(model, params0, tau_a, x_b, "tau_a")
         _, b_on_a = jvp(model, params0, tau_b, x_a, "tau_b")
-        return float(0.5 * (_sq_norm(a_on_b, reduction) + _sq_norm(b_on_a, reduction)))
+        return float(0.5 * (sq_norm(a_on_b, reduction) + sq_norm(b_on_a, reduction)))
 
 
 class LinearizedModel(nn.Module):
@@ -127,7 +128,7 @@ def penalty(lin: LinearizedModel, inputs_of_others: Sequence) -> Tensor:
     total = torch.zeros((), device=next(iter(lin.params0.values())).device)
     for x in inputs_of_others:
         _, change = jvp(lin.model, lin.params0, tau, x, "θ − θ0")
-        total = total + _sq_norm(change, "mean")
+        total = total + sq_norm(change, "mean")
     return total
 
 

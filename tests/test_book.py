@@ -341,6 +341,7 @@ def test_taujp_notebook(executed, tiny_zoo):
     t1, t2, pairs = (pd.read_csv(res / f) for f in ("table1.csv", "table2.csv", "pairs.csv"))
     assert set(t1[t1.coef == "grid"].alpha) <= set(params["addition_grid"]) and set(pairs.alpha) <= set(params["addition_grid"])
     assert len(t1) == 3 * (2 + 4 * 2) and len(t2) == 3 * (1 + 4 * 2) and len(pairs) == 3 * 2 * 28
+    assert set(t2[t2.coef == "1.0"].alpha) == {1.0} and t2[t2.coef == "grid"].alpha.between(0, max(params["negation_grid"])).all()
     # ours at α = 1, seed 1: the cached task vectors added again here and evaluated as the linearised model
     backbone, heads = zoo.pretrained()
     tasks = list(V.TASKS)

@@ -17,11 +17,7 @@ from reprolib.claims import Evidence, verdict_table
 from reprolib.kit import pages
 
 
-def _fmt(frame):
-    import pandas as pd
-
-    pd.options.display.float_format = "{:.4g}".format
-    return frame
+_fmt = pages.fmt
 
 
 # ----------------------------------------------------------------------------- page 1: learning

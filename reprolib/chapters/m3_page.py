@@ -29,11 +29,7 @@ def open_m3(**params):
                         **params)
 
 
-def _fmt(frame):
-    import pandas as pd
-
-    pd.options.display.float_format = "{:.4g}".format
-    return frame
+_fmt = pages.fmt
 
 
 def _beside(paper_rows: list[dict], ours, labels=LABELS, columns=SHOWN, scale: float = 100.0, unscaled=()):

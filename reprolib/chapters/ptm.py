@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 
-from reprolib.claims import ClaimRegistry, Evidence, all_of, by_seed, group_by, only, printed_evidence, verdict_on
+from reprolib.claims import ClaimRegistry, Evidence, all_of, by_seed, group_by, only, printed_evidence, seed_verdict, verdict_on
 from reprolib.published import table_rows
 
 PAPER = "ptm"
@@ -209,16 +209,8 @@ def _by_method(g, where: str) -> dict:
     return {m: only(g, where, method=m) for m in {r["method"] for r in g}}
 
 
-def _stat(fn):
-    """A statistic over records: ``fn`` of one seed's records, per seed."""
-    return lambda records: by_seed(records, fn)
-
-
 CLAIMS = ClaimRegistry(PAPER)
-
-
-def _v(claim, text, fn, ev, better="higher", margin=0.0):
-    return verdict_on(claim, text, _stat(fn), ev, better, margin)
+_v = seed_verdict          # a statistic of one seed's records → verdict over seeds and items
 
 
 # ----------------------------------------------------------------------------- claims: Table 2 (science, best by validation)

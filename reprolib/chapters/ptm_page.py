@@ -38,10 +38,7 @@ def _number(x: float) -> str:
 
 
 def _fmt(frame):
-    import pandas as pd
-
-    pd.options.display.float_format = _number
-    return frame
+    return pages.fmt(frame, _number)
 
 
 def _show(fig, path):

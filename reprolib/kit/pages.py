@@ -105,6 +105,15 @@ def show_table(title: str, caption: str, frame, notes=(), claim: str | None = No
         display(Markdown(claim))
 
 
+def fmt(frame, number=None):
+    """``frame`` for display, floats at 4 significant digits (or ``number(x)``): sets pandas' display
+    format, which every page table uses."""
+    import pandas as pd
+
+    pd.options.display.float_format = number or "{:.4g}".format
+    return frame
+
+
 def glue(values: dict) -> dict:
     """Glue reading values for the page's Markdown (``{glue:text}`key:.3f``` for numbers,
     ``{glue:md}`key``` for words); returns ``values``. Outside a notebook it only returns them."""

@@ -36,11 +36,16 @@ CONTROL_KEEP = 0.95                                               # negation kee
 Vectors = Mapping[str, Mapping[str, Tensor]]
 
 
-def check_grid(name: str, grid: Sequence[float], low: float, high: float) -> tuple[float, ...]:
-    """A coefficient grid as sorted floats within [low, high]; an empty or out-of-range grid is an error naming it."""
-    values = sorted(float(a) for a in grid)
-    if not values or values[0] < low or values[-1] > high:
-        raise ValueError(f"parameter {name!r} = {list(grid)} must be a non-empty list of numbers in [{low:g}, {high:g}]")
+def check_grid(name: str, grid: Sequence[float], low: float, high: float, with_zero: bool = False) -> tuple[float, ...]:
+    """A coefficient grid as sorted floats within [low, high] (holding 0 if ``with_zero``: θ0 itself, the
+    negation rule's fallback); an empty or out-of-range grid is an error naming it."""
+    try:
+        values = sorted(float(a) for a in grid)
+    except (TypeError, ValueError):
+        raise ValueError(f"parameter {name!r} = {grid!r} must be a list of numbers") from None
+    if not values or values[0] < low or values[-1] > high or (with_zero and 0.0 not in values):
+        raise ValueError(f"parameter {name!r} = {list(grid)} must be a non-empty list of numbers in [{low:g}, {high:g}]"
+                         + (" holding 0" if with_zero else ""))
     return tuple(values)
 
 
@@ -120,7 +125,11 @@ class Outputs:
 
     def taujp(self, a: str, b: str) -> float:
         """Eq. 9 between task vectors ``a`` and ``b`` on sets ``a`` and ``b`` (mean over each set's examples)."""
-        return 0.5 * float(self.jvp(b, a).pow(2).sum(-1).mean() + self.jvp(a, b).pow(2).sum(-1).mean())
+        return 0.5 * float(T.sq_norm(self.jvp(b, a)) + T.sq_norm(self.jvp(a, b)))
+
+    def own(self, task: str) -> float:
+        """‖τ_t·∇θ f(x_t; θ0)‖² on the task's own set (the diagonal of Fig. 6)."""
+        return float(T.sq_norm(self.jvp(task, task)))
 
 
 # ----------------------------------------------------------------------------- between task vectors
@@ -142,12 +151,13 @@ def pair_table(outputs: Outputs, tasks: Sequence[str]) -> list[dict]:
 
 
 def ties_vector(params0: Mapping[str, Tensor], vectors: Vectors, density: float) -> dict[str, Tensor]:
-    """The TIES-merged task vector τ_m of ``vectors`` (trim to ``density`` per tensor, elect signs, disjoint
-    mean; the engine's ``ties`` method at λ = 1), so that θ0 + λ τ_m is TIES at scale λ."""
+    """The TIES-merged task vector τ_m of ``vectors`` (Yadav et al.: keep each vector's top ``density`` of
+    magnitudes over the whole vector, elect signs, disjoint mean; the engine's ``ties`` method at λ = 1 with
+    ``topk_scope: model``), so that θ0 + λ τ_m is TIES at scale λ."""
     from reprolib.merge import merge_state_dicts
 
     experts = [{k: params0[k] + tau[k] for k in params0} for tau in vectors.values()]
-    merged, _ = merge_state_dicts("ties", experts, base=dict(params0), params={"lambda": 1.0},
+    merged, _ = merge_state_dicts("ties", experts, base=dict(params0), params={"lambda": 1.0, "topk_scope": "model"},
                                   model_params=[{"density": density} for _ in experts])
     return {k: merged[k] - params0[k] for k in params0}
 

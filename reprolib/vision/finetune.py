@@ -50,6 +50,7 @@ def finetune(backbone: TinyViT, head: nn.Linear, images: Tensor, labels: Tensor,
         encoder = T.LinearizedModel(encoder)
     net = Classifier(encoder, copy.deepcopy(head))
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    # Eq. 11 over the others: this task is number len(others) of len(others) + 1, so the cycle visits 0 … len(others) − 1
     cycle = T.cyclical_tasks(len(others), len(others) + 1, steps) if regime == "linear_taujp" else None
     losses = []
     for _ in range(steps):

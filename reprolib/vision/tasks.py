@@ -28,7 +28,9 @@ noise (scikit-learn ships too few images for a third split), so a digits validat
 
 ``control_set(n, seed, split)`` is the control task of the negation experiments (the paper's
 ImageNet): images of all eight tasks, each turned by 0°, 90°, 180° or 270°, labelled with the turn,
-the pre-training objective of θ0 (``reprolib.vision.zoo``), so θ0 is good at it before any fine-tuning.
+the pre-training objective of θ0 (``reprolib.vision.zoo``), so θ0 has a skill there that fine-tuning
+on a task can erode. Its ceiling is low: many images look the same turned (a square, stripes, a
+centred blob), so θ0 is well above chance (25 %) but far from 100 %; the τJp page states θ0's score.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ REGIMES = ("nonlinear", "linear", "linear_taujp")
 PROFILES = {
     "tiny": VisionProfile("tiny", dim=16, depth=1, heads=2, mlp=32, pretrain_steps=20, batch=16, probe_steps=20, n_train=64,
                           ft_steps=10, ft_batch=8, reg_batch=2),
-    "mini": VisionProfile("mini", dim=64, depth=4, heads=4, mlp=128, pretrain_steps=1500, ft_lr=2e-3, penalty=0.03),
+    "mini": VisionProfile("mini", dim=64, depth=4, heads=4, mlp=128, pretrain_steps=1500, ft_lr=5e-4, penalty=0.1),
 }
 
 
