@@ -252,6 +252,14 @@ def test_coefficient_selection_follows_appendix_b2(tiny):
     assert A.check_grid("g", [1, 0.5], 0.0, 1.0) == (0.5, 1.0)
 
 
+def test_grids_read_as_words():
+    from reprolib.chapters.taujp_page import grid_text
+
+    assert grid_text(A.ADDITION_GRID) == "0, 0.05, …, 1 (21 values)"
+    assert grid_text(A.NEGATION_GRID) == "0, 0.1, …, 3 (31 values)"
+    assert grid_text([0.0, 1.5, 3.0]) == "0, 1.5, 3"
+
+
 def test_ties_vector_trims_elects_and_averages_the_agreeing_entries():
     params0 = {"w": torch.zeros(5)}
     vectors = {"a": {"w": torch.tensor([3.0, -1.0, 0.2, 2.0, 0.0])}, "b": {"w": torch.tensor([1.0, 2.0, -0.1, -4.0, 0.0])}}

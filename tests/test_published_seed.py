@@ -198,12 +198,19 @@ def check_table_lines(table: dict, seed: list[str], out: list[str], check_row, f
             out.append(f"{tid} row line {n}: cited by more than one row")
         row_lines.add(n)
         checked += check_row(table, row, line, out)
+    check_untranscribed(table, seed, row_lines, end, fields, out)
+    return checked
+
+
+def check_untranscribed(table: dict, seed: list[str], cited, end: int, fields, out: list[str], opening: str = "") -> None:
+    """Every seed line of the table's body (before ``end``) that carries data (a tab field starting with
+    a digit, once ``opening`` characters are stripped) is a transcribed row (``cited``) or is named
+    ("line N") in the table's ``ocr_artifacts``."""
     artifacts = " ".join(table.get("ocr_artifacts", []))
     for n in range(table["line"] + 1, min(end, len(seed))):
-        if n not in row_lines and "\t" in seed[n] and any(f[:1].isdigit() for f in fields(seed[n])) \
+        if n not in cited and "\t" in seed[n] and any(f.lstrip(opening)[:1].isdigit() for f in fields(seed[n])) \
                 and not re.search(rf"\bline {n}\b", artifacts):
-            out.append(f"{tid}: seed line {n} looks like a table row but is not transcribed: {seed[n]!r}")
-    return checked
+            out.append(f"{table['id']}: seed line {n} looks like a table row but is not transcribed: {seed[n]!r}")
 
 
 def check_tables(data: dict, seed: list[str]) -> tuple[list[str], int]:

@@ -45,7 +45,7 @@ from reprolib.published import load_published
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, under any import mode
 from test_published_m3 import check_row as m3_check_row  # noqa: E402
 from test_published_m3 import test_every_claim_is_quoted_from_its_line  # noqa: E402,F401  (collected here, on this data)
-from test_published_seed import check_claims, check_figures, line_at, norm  # noqa: E402
+from test_published_seed import check_claims, check_figures, check_untranscribed, line_at, norm  # noqa: E402
 
 MARKUP = re.compile(r"</?b>|\s*<sup>\d+</sup>")
 PARENS = re.compile(r"\((-?\d+(?:\.\d+)?)\)")
@@ -171,11 +171,7 @@ def check_table_lines(table: dict, seed: list[str], out: list[str]) -> int:
             checked += check_row(table, row, line, out)
     for n in shared - set(groups):
         out.append(f"{tid}: shared line {n} is cited by no row")
-    artifacts = " ".join(table.get("ocr_artifacts", []))
-    for n in range(table["line"] + 1, end):
-        if n not in groups and "\t" in seed[n] and any(f.lstrip("(")[:1].isdigit() for f in fields_of(seed[n])) \
-                and not re.search(rf"\bline {n}\b", artifacts):
-            out.append(f"{tid}: seed line {n} looks like a table row but is not transcribed: {seed[n]!r}")
+    check_untranscribed(table, seed, groups, end, fields_of, out, opening="(")
     return checked
 
 

@@ -110,6 +110,15 @@ def vision_zoo(ch, runs) -> None:
     display(_fmt(frame))
 
 
+def grid_text(grid) -> str:
+    """A coefficient grid in words: "0, 0.05, …, 1 (21 values)" when evenly spaced, else every value."""
+    grid = list(grid)
+    steps = {round(b - a, 9) for a, b in zip(grid, grid[1:])}
+    if len(grid) > 4 and len(steps) == 1:
+        return f"{grid[0]:g}, {grid[1]:g}, …, {grid[-1]:g} ({len(grid)} values)"
+    return ", ".join(f"{a:g}" for a in grid)
+
+
 def settings_table(ch, profile, settings):
     import pandas as pd
 
@@ -121,8 +130,8 @@ def settings_table(ch, profile, settings):
             ("schedule", f"{ft['schedule']}, {ft['warmup_steps']} warm-up steps", "constant"),
             ("penalty batch (share of the task batch)", reg["batch_fraction"]["vision"], profile.reg_batch / profile.ft_batch),
             ("λ", f"tuned over {reg['lambda_grid']}", profile.penalty),
-            ("addition grid", "0, 0.05, …, 1.0", ", ".join(f"{a:g}" for a in settings.addition_grid)),
-            ("negation grid", "0, 0.1, …, 3.0", ", ".join(f"{a:g}" for a in settings.negation_grid)),
+            ("addition grid", "0, 0.05, …, 1.0", grid_text(settings.addition_grid)),
+            ("negation grid", "0, 0.1, …, 3.0", grid_text(settings.negation_grid)),
             ("TIES", "not stated", f"top {settings.ties_density:.0%} over the whole vector, λ on the addition grid")]
     return pd.DataFrame([{"setting": k, "paper": str(p), "ours": str(o)} for k, p, o in rows])
 
@@ -221,6 +230,10 @@ def pairs(ch, runs) -> dict:
           ch.out / "fig7.png")
     display(Markdown('<a id="fig8"></a>\n\n### Fig. 8 — τJp against cosine\n\n*Every pair and seed.*'))
     _show(_scatter(rows, "taujp", "cosine", "cosine of the two task vectors"), ch.out / "fig8.png")
+    rho = {m: [C.spearman(list(g.taujp), list(g.cosine)) for _, g in rows[rows.method == m].groupby("seed")]
+           for m in R.PAIR_METHODS}
+    display(Markdown("Spearman's ρ between τJp and cosine over the 28 pairs, per seed: "
+                     + "; ".join(f"{LABEL[m]} {', '.join(f'{x:.2f}' for x in v)}" for m, v in rho.items()) + "."))
     display(Markdown(pages.claim_line(ch, verdicts, "pairs", evidence)))
     return evidence
 
@@ -332,6 +345,10 @@ def claims(ch, evidence: dict, runs) -> list[dict]:
                                                                  "settings": runs.settings.__dict__})
     display(Markdown("**Sentences not tested here**, and why:\n\n"
                      + "\n".join(f"- {where}: {why}." for where, why in C.NOT_TESTED.items())))
+    untested = {where.split(" ")[0] for where in C.NOT_TESTED}
+    notes = [f"- *{k}*: {text}" for k, text in ch.paper.get("claim_contradictions", {}).items() if k.split("/")[0] in untested]
+    if notes:
+        display(Markdown("**Where the paper contradicts itself in a sentence not tested here:**\n\n" + "\n".join(notes)))
     return rows
 
 
@@ -357,8 +374,7 @@ def reading(ch, rows: list[dict], evidence: dict, runs) -> dict:
               "alpha_ties": t1.loc[("ties", "grid"), "alpha"], "alpha_ours": t1.loc[("ours", "grid"), "alpha"],
               "nonlinear_abs_grid": t1.loc[("nonlinear", "grid"), "abs"], "ties_abs_grid": t1.loc[("ties", "grid"), "abs"],
               "control_pre": evidence["table2"].rows.query("method == 'pretrained'")["cont"].mean(),
-              "grid_add": ", ".join(f"{a:g}" for a in runs.settings.addition_grid),
-              "grid_neg": ", ".join(f"{a:g}" for a in runs.settings.negation_grid),
+              "grid_add": grid_text(runs.settings.addition_grid), "grid_neg": grid_text(runs.settings.negation_grid),
               "ties_top": f"{runs.settings.ties_density:.0%}",
               **{f"paper_{m}_norm_1": paper[(m, "1.0")]["b32_norm"] for m in ("ours", "linear", "nonlinear")}}
     return pages.glue(values)
