@@ -54,3 +54,24 @@ def test_the_taujp_penalty_lowers_taujp_with_the_other_tasks(start):
         finetune(backbone, heads["shapes"], x, y, "linear_taujp", steps=1, lr=1e-3, seed=0)
     with pytest.raises(ValueError, match="'regime' = 'lora'"):
         finetune(backbone, heads["shapes"], x, y, "lora", steps=1, lr=1e-3, seed=0)
+
+
+def test_the_strict_penalty_reads_every_other_task_each_step(start, monkeypatch):
+    """Eq. 10 (strict) penalises every other task at every step, Eq. 11 (cyclical) one per step, in turn."""
+    from reprolib.vision import finetune as F
+
+    backbone, heads, data = start
+    x, y = data["shapes"]
+    others = [data["digits"][0], data["textures"][0], data["shapes"][0][:5]]
+    seen = []
+    real = F.T.penalty
+    monkeypatch.setattr(F.T, "penalty", lambda lin, picks: seen.append([len(p) for p in picks]) or real(lin, picks))
+    kw = dict(steps=4, lr=1e-3, seed=2, others=others, penalty=5.0, reg_batch=3)
+    _, strict = finetune(backbone, heads["shapes"], x, y, "linear_taujp", schedule="strict", **kw)
+    assert seen == [[3, 3, 3]] * 4
+    seen.clear()
+    _, cyclical = finetune(backbone, heads["shapes"], x, y, "linear_taujp", schedule="cyclical", **kw)
+    assert seen == [[3]] * 4
+    assert strict[0] == cyclical[0] and strict[1:] != cyclical[1:]     # at θ0 the penalty is 0; then they differ
+    with pytest.raises(ValueError, match="'schedule' = 'often'"):
+        finetune(backbone, heads["shapes"], x, y, "linear_taujp", schedule="often", **kw)
