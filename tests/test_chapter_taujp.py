@@ -290,13 +290,16 @@ def test_task_vectors_are_cached_byte_identical_and_keyed_by_their_settings(tmp_
     tv = zoo.task_vectors("linear_taujp", 0)
     path = zoo.tv_file("linear_taujp", 0)
     prov = zoo.provenance("linear_taujp", 0)
-    assert set(tv) == set(V.TASKS) and prov["settings"]["penalty"] == zoo.profile.penalty and prov["hash"] == zoo.tv_key()
+    assert set(tv) == set(V.TASKS) and prov["settings"]["penalty"] == zoo.profile.penalty and prov["hash"] == zoo.tv_key("linear_taujp")
     assert set(tv["digits"]) == {k for k, _ in zoo.backbone().named_parameters()}
     again = VisionZoo("tiny", root=tmp_path / "b", progress=False)
     again.task_vectors("linear_taujp", 0)
     assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(again.tv_file("linear_taujp", 0).read_bytes()).digest()
     stronger = VisionZoo("tiny", root=tmp_path / "a", progress=False, penalty=1.0)
-    assert stronger.key() == zoo.key() and stronger.tv_key() != zoo.tv_key()   # θ0 shared, the task vectors not
+    assert stronger.key() == zoo.key() and stronger.tv_key("linear_taujp") != zoo.tv_key("linear_taujp")
+    assert stronger.tv_key("linear") == zoo.tv_key("linear")            # λ is read by the penalised regime only
+    zoo.task_vectors("linear", 0)
+    assert stronger.has("linear", 0) and "penalty" not in stronger.provenance("linear", 0)["settings"]
     assert not stronger.has("linear_taujp", 0) and zoo.has("linear_taujp", 0)
     assert not list(path.parent.glob(".*"))                                    # no temporary file left
     with pytest.raises(ValueError, match="cannot be overridden"):

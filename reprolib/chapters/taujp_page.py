@@ -340,7 +340,7 @@ def _bars(frame, methods, columns):
 
 def claims(ch, evidence: dict, runs) -> list[dict]:
     paper_ev = C.paper_evidence(ch.paper, list(evidence))
-    rows = pages.show_claims(ch, evidence, paper_ev, [], extra={"task_vectors": runs.zoo.tv_key(),
+    rows = pages.show_claims(ch, evidence, paper_ev, [], extra={"task_vectors": runs.zoo.tv_keys(),
                                                                  "pretrained": runs.zoo.key(),
                                                                  "settings": runs.settings.__dict__})
     display(Markdown("**Sentences not tested here**, and why:\n\n"

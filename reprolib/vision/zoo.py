@@ -12,7 +12,8 @@ Then the task vectors: every task fine-tuned from θ0 in the three regimes of
 ``reprolib.vision.finetune`` (non-linear, linear, linear + τJp penalty), per training seed.
 
 Cached like the language zoo: ``<root>/vision-<profile>/pretrained-<hash>/`` holds ``model.safetensors``,
-``heads.safetensors`` and ``provenance.json``; ``tv-<hash>/<regime>_s<seed>.safetensors`` holds the
+``heads.safetensors`` and ``provenance.json``; ``tv-<hash>/<regime>_s<seed>.safetensors`` (one hash per
+regime, over the settings that regime reads) holds the
 eight task vectors of one regime and seed (keys ``<task>.<parameter>``) beside a ``.json`` of its
 provenance (losses, seconds, settings). Each hash covers everything its bytes depend on (profile,
 fine-tuning settings, θ0's hash, a fingerprint of the task generators' output); files are written
@@ -61,6 +62,7 @@ class VisionProfile:
 
 FINETUNE_FIELDS = ("ft_steps", "ft_lr", "ft_batch", "penalty", "reg_batch")
 REGIMES = ("nonlinear", "linear", "linear_taujp")
+READS = {"nonlinear": FINETUNE_FIELDS[:3], "linear": FINETUNE_FIELDS[:3], "linear_taujp": FINETUNE_FIELDS}   # per regime
 
 PROFILES = {
     "tiny": VisionProfile("tiny", dim=16, depth=1, heads=2, mlp=32, pretrain_steps=20, batch=16, probe_steps=20, n_train=64,
@@ -193,18 +195,26 @@ class VisionZoo:
 
     # ------------------------------------------------------------------ task vectors
 
-    def tv_key(self) -> str:
-        """The task vectors' hash: θ0's, the fine-tuning settings and the fine-tuning code's version."""
+    def settings(self, regime: str) -> dict:
+        """The fine-tuning settings ``regime`` reads (the penalty's only for ``linear_taujp``)."""
+        if regime not in REGIMES:
+            raise ValueError(f"parameter 'regime' = {regime!r} is not one of {REGIMES}")
+        return {k: getattr(self.profile, k) for k in READS[regime]}
+
+    def tv_key(self, regime: str) -> str:
+        """One regime's task vectors' hash: θ0's, the settings the regime reads and the fine-tuning code's
+        version (another λ re-fine-tunes only the penalised regime)."""
         from reprolib.vision import finetune
 
-        config = {"pretrained": self.key(), "finetune": {k: getattr(self.profile, k) for k in FINETUNE_FIELDS},
+        config = {"pretrained": self.key(), "regime": regime, "finetune": self.settings(regime),
                   "n_train": self.profile.n_train, "version": finetune.VERSION}
         return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
+    def tv_keys(self) -> dict[str, str]:
+        return {r: self.tv_key(r) for r in REGIMES}
+
     def tv_file(self, regime: str, seed: int) -> Path:
-        if regime not in REGIMES:
-            raise ValueError(f"parameter 'regime' = {regime!r} is not one of {REGIMES}")
-        return self.root / f"tv-{self.tv_key()}" / f"{regime}_s{seed}.safetensors"
+        return self.root / f"tv-{self.tv_key(regime)}" / f"{regime}_s{seed}.safetensors"
 
     def has(self, regime: str, seed: int) -> bool:
         return self.tv_file(regime, seed).exists()
@@ -258,8 +268,8 @@ class VisionZoo:
         tmp, tmp_json = path.with_name(f".{path.name}.{tag}"), path.with_name(f".{path.stem}.{tag}.json")
         try:
             save_file(flat, tmp)
-            prov = {"regime": regime, "seed": seed, "hash": self.tv_key(), "pretrained": self.key(),
-                    "settings": {k: getattr(p, k) for k in FINETUNE_FIELDS}, "losses": record,
+            prov = {"regime": regime, "seed": seed, "hash": self.tv_key(regime), "pretrained": self.key(),
+                    "settings": self.settings(regime), "losses": record,
                     "seconds": round(time.perf_counter() - t0, 1), "versions": package_versions(),
                     "built": time.strftime("%Y-%m-%d")}
             tmp_json.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
@@ -286,7 +296,8 @@ def main(argv=None) -> None:
     zoo = VisionZoo(args.profile, root=args.root)
     zoo.pretrained()
     zoo.build(range(args.seeds))
-    print(f"vision zoo {args.profile}: ready in {time.perf_counter() - t0:.0f} s ({zoo.root / f'tv-{zoo.tv_key()}'})")
+    print(f"vision zoo {args.profile}: ready in {time.perf_counter() - t0:.0f} s ({zoo.root}, task vectors "
+          + ", ".join(f"{r} tv-{k}" for r, k in zoo.tv_keys().items()) + ")")
 
 
 if __name__ == "__main__":
