@@ -22,6 +22,7 @@ to a temporary name and renamed, and the same seed gives the same bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -101,6 +102,14 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch
         opt.step()
         losses.append(float(loss.detach()))
     return losses
+
+
+@functools.lru_cache(maxsize=2)
+def _training_data(n: int, seed: int) -> tuple[dict, torch.Tensor]:
+    """Every task's training split and the control images, generated once per process (every regime and
+    seed reads the same ones; fine-tuning never writes into them)."""
+    data = {t: tuple(map(torch.from_numpy, V.make_task(t, n, seed, "train"))) for t in V.TASKS}
+    return data, torch.from_numpy(V.control_set(n, seed, "train")[0])
 
 
 class VisionZoo:
@@ -253,8 +262,7 @@ class VisionZoo:
         p = self.profile
         backbone, heads = self.pretrained()
         t0 = time.perf_counter()
-        data = {t: tuple(map(torch.from_numpy, V.make_task(t, p.n_train, p.seed, "train"))) for t in V.TASKS}
-        control = torch.from_numpy(V.control_set(p.n_train, p.seed, "train")[0])
+        data, control = _training_data(p.n_train, p.seed)
         flat, record = {}, {}
         for i, task in enumerate(V.TASKS):
             others = [data[t][0] for t in V.TASKS if t != task] + [control]      # T_orth: the other tasks and the control
