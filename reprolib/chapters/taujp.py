@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from reprolib.claims import ClaimRegistry, Evidence, all_of, by_seed, only, printed_evidence, seed_verdict, verdict_on
+from reprolib.claims import ClaimRegistry, Evidence, all_of, only, printed_evidence, seed_verdict
 from reprolib.published import table_rows
 
 PAPER = "taujp"
@@ -113,9 +113,9 @@ def _ours(g, scale: str, coef: str) -> dict:
     return only([r for r in g if r["scale"] == scale], f"{scale}", method="ours", coef=coef)
 
 
-def _pair_stat(fn, method=None):
-    """A statistic over one seed's pair records (optionally of one method)."""
-    return lambda records: by_seed(records, lambda g: fn([r for r in g if method is None or r["method"] == method]))
+def _of(method: str, fn):
+    """``fn`` of one seed's pair records of ``method`` only."""
+    return lambda g: fn([r for r in g if r["method"] == method])
 
 
 _v = seed_verdict          # a statistic of one seed's records → verdict over seeds and items
@@ -205,21 +205,19 @@ def table2_grid(ev):
                      "(the unregularised vectors, whose τJp spans the widest range); 'smaller τJp, higher accuracy' = "
                      "ρ below 0.")
 def taujp_tracks_accuracy(ev):
-    return verdict_on("taujp_tracks_accuracy", "Spearman ρ(τJp, normalised accuracy), linear FT pairs",
-                      _pair_stat(lambda g: spearman([r["taujp"] for r in g], [r["norm"] for r in g]), "linear"),
-                      ev["pairs"], "lower", 0.0)
+    return _v("taujp_tracks_accuracy", "Spearman ρ(τJp, normalised accuracy), linear FT pairs",
+              _of("linear", lambda g: spearman([r["taujp"] for r in g], [r["norm"] for r in g])), ev["pairs"], "lower", 0.0)
 
 
-def _paired(g, column):
-    """Per pair (a, b): ours' value − linear FT's, the pairs in order."""
-    by = {(r["method"], r["a"], r["b"]): r[column] for r in g}
+def _paired(g, column, transform=lambda x: x):
+    """Per pair (a, b): transform(ours' value) − transform(linear FT's), the pairs in order."""
+    by = {(r["method"], r["a"], r["b"]): transform(r[column]) for r in g}
     return [by["ours", a, b] - by["linear", a, b] for (m, a, b) in by if m == "linear"]
 
 
 def _log_ratio(g):
-    by = {(r["method"], r["a"], r["b"]): r["taujp"] for r in g}
-    return float(np.mean([math.log10(max(by["ours", a, b], 1e-30) / max(by["linear", a, b], 1e-30))
-                          for (m, a, b) in by if m == "linear"]))
+    """The mean over pairs of log10(τJp ours / τJp linear FT)."""
+    return float(np.mean(_paired(g, "taujp", lambda v: math.log10(max(v, 1e-30)))))
 
 
 @CLAIMS.register("fig2_reg_reduces", ("pairs",), anchor=f"{PAGE}#fig2",
@@ -238,9 +236,8 @@ def fig2_reg_reduces(ev):
                  how="Fig. 1 (top row, linear FT): Spearman's ρ between a pair's τJp and its mean weight-disentanglement "
                      "error over the (α_A, α_B) grid, over the 28 pairs; 'larger τJp, more sensitive' = ρ above 0.")
 def fig1_sensitivity(ev):
-    return verdict_on("fig1_sensitivity", "Spearman ρ(τJp, mean disentanglement error), linear FT pairs",
-                      _pair_stat(lambda g: spearman([r["taujp"] for r in g], [r["dis"] for r in g]), "linear"),
-                      ev["pairs"], "higher", 0.0)
+    return _v("fig1_sensitivity", "Spearman ρ(τJp, mean disentanglement error), linear FT pairs",
+              _of("linear", lambda g: spearman([r["taujp"] for r in g], [r["dis"] for r in g])), ev["pairs"], "higher", 0.0)
 
 
 @CLAIMS.register("fig1_regularized", ("pairs",), anchor=f"{PAGE}#fig1",
@@ -270,8 +267,8 @@ def fig8_weak_positive(ev):
         rho = spearman([r["taujp"] for r in g], [r["cosine"] for r in g])
         return max(-rho, rho - WEAK)
 
-    parts = [verdict_on(f"fig8_weak_positive/{method}", f"ρ(τJp, cosine) outside (0, {WEAK:g}), {method}",
-                        _pair_stat(outside, method), rows, "lower", 0.0) for method in ("linear", "ours")]
+    parts = [_v(f"fig8_weak_positive/{method}", f"ρ(τJp, cosine) outside (0, {WEAK:g}), {method}", _of(method, outside),
+                rows, "lower", 0.0) for method in ("linear", "ours")]
     return all_of("fig8_weak_positive", "τJp and cosine correlate weakly and positively", parts)
 
 

@@ -75,6 +75,13 @@ def _show(fig, path):
 _fmt = pages.fmt
 
 
+def _record(ch, name: str, ev):
+    """Write a section's runs to ``<name>.csv``; return its evidence and the claims' verdicts on it."""
+    ev.rows.to_csv(ch.out / f"{name}.csv", index=False)
+    evidence = {name: ev}
+    return evidence, ch.verdicts(evidence)
+
+
 def _seed_mean(rows, by, columns):
     return rows.groupby(by, sort=False)[list(columns)].mean().reset_index()
 
@@ -164,9 +171,7 @@ def _beside(ch, table_id: str, ours, columns):
 def table1(ch, runs) -> dict:
     """Table 1: task addition of the eight task vectors, coefficients 1.0 and grid-searched."""
     ev = R.table1(runs, ch.profile)
-    ev.rows.to_csv(ch.out / "table1.csv", index=False)
-    evidence = {"table1": ev}
-    verdicts = ch.verdicts(evidence)
+    evidence, verdicts = _record(ch, "table1", ev)
     table = ch.table("table1")
     pages.show_table(f"{table['ref']} (paper line {table['line']})", table["caption"] + " Ours: mean over "
                      f"{len(runs.seeds)} training seeds, {runs.settings.eval_size} test images per task; α ours = the "
@@ -179,9 +184,7 @@ def table1(ch, runs) -> dict:
 def table2(ch, runs) -> dict:
     """Table 2: task negation, each task vector subtracted alone; the control task is rotation prediction."""
     ev = R.table2(runs, ch.profile)
-    ev.rows.to_csv(ch.out / "table2.csv", index=False)
-    evidence = {"table2": ev}
-    verdicts = ch.verdicts(evidence)
+    evidence, verdicts = _record(ch, "table2", ev)
     table = ch.table("table2")
     frame = _beside(ch, "table2", ev.rows, ("targ", "cont"))
     ref = ev.rows.groupby(["method", "coef"], sort=False)["reference"].mean()
@@ -202,9 +205,7 @@ def table2(ch, runs) -> dict:
 
 def pairs(ch, runs) -> dict:
     ev = R.pairs(runs)
-    ev.rows.to_csv(ch.out / "pairs.csv", index=False)
-    evidence = {"pairs": ev}
-    verdicts = ch.verdicts(evidence)
+    evidence, verdicts = _record(ch, "pairs", ev)
     rows = ev.rows
     display(Markdown('<a id="fig1"></a>\n\n### Fig. 1 — weight disentanglement against τJp\n\n*Weight-disentanglement '
                      "error ξ(α_A, α_B) (Eq. 2, 0 … 2: the share of each task's test images whose prediction changes "
@@ -305,9 +306,7 @@ def _heatmaps(rows, column, title, diagonal):
 
 def per_task(ch, runs) -> dict:
     ev = R.per_task(runs)
-    ev.rows.to_csv(ch.out / "per_task.csv", index=False)
-    evidence = {"per_task": ev}
-    verdicts = ch.verdicts(evidence)
+    evidence, verdicts = _record(ch, "per_task", ev)
     mean = _seed_mean(ev.rows, ["stage", "method", "task"], ["acc", "norm"])
     display(Markdown('<a id="fig4"></a>\n\n### Fig. 4 — accuracy after fine-tuning, per task\n\n*Each task vector alone '
                      "at α = 1 (mean over seeds), and θ0 with the frozen head.*"))

@@ -67,15 +67,20 @@ def _by_id(entries: list[dict], key: str, paper: str) -> dict:
     raise ConfigError(f"paper {paper!r} has no {key!r} (known: {', '.join(e['id'] for e in entries)})")
 
 
+def _output_dir(out_dir: str, chapter: str, profile: str) -> Path:
+    """``<out_dir>/<chapter>/<profile>/`` (a paper profile's file stem), created."""
+    out = project_path(out_dir) / chapter / Path(profile).stem
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def open_frame(paper: str, chapter: str, *, profile: str, scale: dict, seeds: list[int], out_dir: str = "results",
                eval_size: int = 0, paper_scale: str = "", claims: ClaimRegistry | None = None, threads: int = 2) -> Chapter:
     """A chapter on models other than the language zoo's (the τJp vision zoo): output folder, paper
     numbers, claims and the banner from ``scale`` (``kind`` and ``description``, ``parameters``), no
     scorer."""
     torch.set_num_threads(threads)
-    out = project_path(out_dir) / chapter / Path(profile).stem
-    out.mkdir(parents=True, exist_ok=True)
-    return Chapter(paper, profile, None, list(seeds), out, load_published(paper), None, paper_scale, eval_size,
+    return Chapter(paper, profile, None, list(seeds), _output_dir(out_dir, chapter, profile), load_published(paper), None, paper_scale, eval_size,
                    claims.resolve() if claims else None, scale_info=dict(scale))
 
 
@@ -90,8 +95,7 @@ def open_chapter(paper: str | None, chapter: str, *, profile: str = "mini", zoo_
     torch.set_num_threads(threads)
     models = Models(profile, root=project_path(zoo_root), progress=False, hashes=project_path(cache_dir) / HASHES_FILE)
     seeds = [s for s in range(n_seeds) if all(models.has(seeded(r, s)) for r in seeded_roles)]
-    out = project_path(out_dir) / chapter / Path(profile).stem
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_dir(out_dir, chapter, profile)
     cache = ResultCache(project_path(cache_dir), "scores")   # one cache for every chapter: keys are content hashes
     scorer = Scorer(models, eval_sets(eval_size, eval_seed), cache, {"size": eval_size, "seed": eval_seed}, judge=judge)
     return Chapter(paper or "", profile, models, seeds, out, load_published(paper) if paper else {}, scorer, paper_scale, eval_size,
