@@ -159,3 +159,22 @@ class FileHashes:
                 except OSError as e:             # the digest is still right; only the next run hashes again
                     log.warning("cannot update the file-hash cache %s (%s)", self.sidecar, e)
         return digest
+
+
+class LayeredCache(ResultCache):
+    """A :class:`ResultCache` that also reads other caches' entries, never writing to them: ``get``
+    serves its own entry, else the first hit among ``read_also`` (roots, same namespace); whatever
+    ``get_or_compute`` computes is stored in its own directory only. For a run next to a book whose
+    cache it may read but must not change (a read-only results/cache)."""
+
+    def __init__(self, root: str | Path, namespace: str = "default", read_also=(), enabled: bool = True):
+        super().__init__(root, namespace, enabled)
+        self.read_also = [ResultCache(r, namespace, enabled) for r in read_also]
+
+    def get(self, config: dict) -> dict | None:
+        hit = super().get(config)
+        for other in self.read_also:
+            if hit is not None:
+                break
+            hit = other.get(config)
+        return hit
