@@ -218,6 +218,11 @@ def test_correlations_cover_every_target_predictor_and_the_pairs_only_subset():
     assert pairs["rho"] == pytest.approx(1.0) and pairs["n_groups"] == 5
     every = rho[(rho["groups"] == "all groups") & (rho["target"] == "interference_expert")]
     assert set(every["n_groups"]) == {7}
+    for i, r in enumerate(recs):
+        r["theta0"] = "base" if i % 2 else "instruct"
+    by = B.correlations(Evidence(pd.DataFrame(recs)), n_boot=20, strata="theta0")
+    assert set(by["groups"]) == {"all groups", "pairs only", "theta0 = instruct", "theta0 = base"}
+    assert set(by.loc[by["groups"] == "theta0 = base", "n_rows"]) == {3}
 
 
 # ----------------------------------------------------------------------------- a cache read, never written

@@ -457,13 +457,18 @@ def spearman_by_group(records: list[dict], x: str, y: str = "interference", clus
     return {"rho": rho, "lo": lo, "hi": hi, "n_groups": len(names), "n_rows": len(records), "n_boot": len(draws)}
 
 
-def correlations(ev: Evidence, n_boot: int = 2000, seed: int = 0, level: float = 0.95, targets=TARGETS):
+def correlations(ev: Evidence, n_boot: int = 2000, seed: int = 0, level: float = 0.95, targets=TARGETS,
+                 strata: str | None = None):
     """ρ(τJp, target) and ρ(cosine, target) for each target (``interference`` first), over every group
-    and over the pairs only (:func:`spearman_by_group`), one row each."""
+    and over the pairs only (:func:`spearman_by_group`), one row each; with ``strata`` (a column, e.g.
+    ``theta0``) also within each of its values (τJp's scale depends on θ0, so a pooled ρ can reflect
+    which θ0 a group has rather than its interference)."""
     import pandas as pd
 
     records = ev.records()
     subsets = {"all groups": records, "pairs only": [r for r in records if r["size"] == 2]}
+    for value in dict.fromkeys(r[strata] for r in records) if strata else ():
+        subsets[f"{strata} = {value}"] = [r for r in records if r[strata] == value]
     rows = [{"target": y, "groups": name, "predictor": x,
              **spearman_by_group(rs, x, y, n_boot=n_boot, seed=seed, level=level)}
             for y in targets for name, rs in subsets.items() for x in PREDICTORS]
@@ -504,8 +509,9 @@ def main(argv=None) -> None:
     p.add_argument("--n-boot", type=int, default=2000)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    ev, rho, _ = run(args.profile, args.zoo_root, args.cache_dir, args.read_cache, args.results_dir, args.out_dir,
+    ev, _, _ = run(args.profile, args.zoo_root, args.cache_dir, args.read_cache, args.results_dir, args.out_dir,
                      n_items=args.n_items, unit=args.unit, n_boot=args.n_boot)
+    rho = correlations(ev, args.n_boot, strata="theta0")
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(ev.rows[["group", "seed", "coefficients", "taujp", "cosine", "interference", "change", "interference_expert",
                        "dropped"]].to_string(index=False))
