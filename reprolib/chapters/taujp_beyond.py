@@ -209,10 +209,11 @@ def m3_groups(ch, results_dir: str = "results") -> list[Group]:
         metrics = [R.TASK_METRIC[e] for e in merge.experts]
         scores = merge.score(ch.scorer, metrics=metrics)["scores"]
         roles = tuple(merge.roles())
+        members = list(zip(merge.experts, roles, metrics, coefficients))
         out.append(Group("m3", merge.experts, roles, "base", tuple(float(c) for c in coefficients), merge.train_seed,
-                         {e: scores[m] for e, m in zip(merge.experts, metrics)},
-                         {e: _alone_from_base(ch, role, m, float(c)) for e, role, m, c in zip(merge.experts, roles, metrics, coefficients)},
-                         {e: expert_score(ch, role, m) for e, role, m in zip(merge.experts, roles, metrics)}))
+                         {e: scores[m] for e, _, m, _ in members},
+                         {e: _alone_from_base(ch, role, m, float(c)) for e, role, m, c in members},
+                         {e: expert_score(ch, role, m) for e, role, m, _ in members}))
     return out
 
 
