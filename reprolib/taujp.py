@@ -121,10 +121,19 @@ class LinearizedModel(nn.Module):
         return out + change
 
 
-def penalty(lin: LinearizedModel, inputs_of_others: Sequence) -> Tensor:
+def penalty(lin: LinearizedModel, inputs_of_others: Sequence, batched: bool = False) -> Tensor:
     """Eq. 10's regulariser Σ_t ‖(θ − θ0)·∇θ f(x_t; θ0)‖² (mean over each batch's examples) over the
-    other tasks' inputs; differentiable in θ. For a linearised model ∇θ f_lin(x; θ0) = ∇θ f(x; θ0)."""
+    other tasks' inputs; differentiable in θ. For a linearised model ∇θ f_lin(x; θ0) = ∇θ f(x; θ0).
+
+    ``batched``: one JVP over every task's inputs at once (concatenated; each task's examples still
+    averaged separately, so the value is the same sum up to float rounding) instead of one JVP per task:
+    the same regulariser at a fraction of the cost when there are many tasks (the strict schedule)."""
     tau = lin.task_vector()
+    if batched and len(inputs_of_others) > 1:
+        sizes = [len(x) for x in inputs_of_others]
+        _, change = jvp(lin.model, lin.params0, tau, torch.cat(list(inputs_of_others)), "θ − θ0")
+        per_example = change.reshape(change.shape[0], -1).pow(2).sum(-1)
+        return sum(part.mean() for part in per_example.split(sizes))
     total = torch.zeros((), device=next(iter(lin.params0.values())).device)
     for x in inputs_of_others:
         _, change = jvp(lin.model, lin.params0, tau, x, "θ − θ0")

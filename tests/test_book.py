@@ -24,7 +24,7 @@ NOTEBOOK_PARAMS = {   # non-default parameters of each chapter notebook
            "ties_ks": [0.6, 0.8]},
     "ptm": {"omega_curve": [0.3, 0.7, 1.0], "omega_grid": [0.5, 1.0], "val_size": 5},
     "taujp": {"n_seeds": 3, "penalty": 0.2, "addition_grid": [0.0, 0.5, 1.0], "negation_grid": [0.0, 1.5, 3.0],
-              "eval_size": 16, "val_size": 16},
+              "eval_size": 16, "val_size": 16, "sizes": ["nano"], "fig3_steps": 110, "timing_iterations": 2},
 }
 RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm", "taujp": "taujp"}      # results folder of each notebook (the others: lata)
 
@@ -356,6 +356,31 @@ def test_taujp_notebook(executed, tiny_zoo):
     assert {c["claim"]: c["paper_numbers"] for c in summary["claims"]}["table1_alpha_one"] == "reproduced"
     html = "\n".join(_outputs(nb, "text/html")) + "\n".join("".join(x) for x in _outputs(nb, "text/markdown"))
     assert "Scale of this page: tiny vision zoo" in html and "ViT-B-32 abs paper" in html
+    _taujp_variants(res, params, zoo, out, test)
+
+
+def _taujp_variants(res, params, zoo, out, test):
+    """Tables 5–7 and Fig. 3 of the τJp page: the regimes and model sizes asked for, the timing measured
+    per method and round, Fig. 3's first point the τJp of the cached linear-FT vectors themselves."""
+    import pandas as pd
+
+    from reprolib.vision import arithmetic as A
+
+    for name in ("variants.csv", "timing.csv", "table7.csv", "fig3.csv", "fig3.png"):
+        assert (res / name).is_file(), name
+    variants, timing, t7, f3 = (pd.read_csv(res / f) for f in ("variants.csv", "timing.csv", "table7.csv", "fig3.csv"))
+    assert set(variants.method) == {"linear", "ours", "incremental", "strict"} and len(variants) == 3 * 4 * 2
+    assert set(variants[variants.coef == "grid"].alpha) <= set(params["addition_grid"])
+    assert len(timing) == 3 * 4 and set(timing.method) == {"linear", "ours", "strict", "strict_loop"}
+    assert (timing.sec_per_iter > 0).all()
+    assert set(zip(t7.scale, t7.method)) == {(s, m) for s in ("tiny", "nano") for m in ("nonlinear", "linear", "ours", "mtl")}
+    assert len(t7) == 3 * 8 and t7["abs"].between(0, 100).all()
+    assert sorted(set(f3.step)) == list(range(0, params["fig3_steps"] + 1, 10)) and len(f3) == 3 * 12
+    first = f3[(f3.seed == 1) & (f3.step == 0)].iloc[0]
+    linear = A.Outputs(out.backbone, out.heads, zoo.task_vectors("linear", 1), test, linear=True)
+    assert first.taujp == pytest.approx(linear.taujp(first.a, first.b), rel=1e-4)
+    taujps = pd.read_csv(res / "pairs.csv").query("method == 'linear' and seed == 1")
+    assert first.taujp == pytest.approx(taujps.taujp.max(), rel=1e-4)          # the most interfering pair
 
 
 def test_zoo_notebook(executed, tiny_zoo):

@@ -30,12 +30,13 @@ from paper_claims import assert_paper_verdicts  # noqa: E402
 
 PAPER = load_published("taujp")
 OURS_ONLY = {"taujp_tracks_accuracy", "fig2_reg_reduces", "fig1_sensitivity", "fig1_regularized", "fig6_lower_offdiag",
-             "fig8_weak_positive", "fig4_nonlinear_advantage", "fig4_no_degradation", "fig5_most_tasks"}
+             "fig8_weak_positive", "fig4_nonlinear_advantage", "fig4_no_degradation", "fig5_most_tasks", "fig3_first_100"}
+PRINTED = ["table1", "table2", "variants", "timing", "table7"]
 
 
 def _paper_verdicts():
     C.CLAIMS.resolve()
-    return {v.claim: v for v in C.CLAIMS.run(C.paper_evidence(PAPER, ["table1", "table2"]))}
+    return {v.claim: v for v in C.CLAIMS.run(C.paper_evidence(PAPER, PRINTED))}
 
 
 # ----------------------------------------------------------------------------- the paper's own numbers
@@ -60,6 +61,13 @@ def test_paper_estimates_pinned():
     assert _paper_verdicts()["table2_control_at_one"].estimate == pytest.approx(75.1 - 74.4)   # L-14 vs TIES
     assert parts["table2_grid/forgetting"] == pytest.approx(6.7 - 11.8)
     assert parts["table2_grid/control"] == pytest.approx(73.0 - 74.4)                 # L-14: TIES keeps more
+    assert parts["table5_full_best/ours_abs"] == pytest.approx(84.5 - 83.6)
+    assert parts["table5_full_best/incremental_norm"] == pytest.approx(96.5 - 85.0)
+    assert parts["table6_cyclical/slightly_abs"] == pytest.approx(86.4 - 84.5)
+    assert parts["table6_cyclical/time_above"] == pytest.approx(100 * (1 - 0.374 / 2.027))
+    assert parts["table6_cyclical/runtime"] == pytest.approx(0.374 / 0.361)
+    assert parts["table6_cyclical/improves_norm"] == pytest.approx(97.6 - 85.0)
+    assert _paper_verdicts()["table7_comparable"].estimate == pytest.approx(87.8 - 84.5)   # B-32, the widest gap
 
 
 def test_every_claim_is_registered_once_with_a_quoted_sentence():
@@ -151,6 +159,49 @@ def test_table_claims_compare_ours_with_the_best_existing_method():
     assert C.table2_grid({"table2": _table(negation)}).verdict == REPRODUCED
     ties_keeps_more = [dict(r, cont=62) if (r["method"], r["coef"]) == ("ties", "grid") else r for r in negation]
     assert C.table2_grid({"table2": _table(ties_keeps_more)}).verdict == NOT_REPRODUCED
+
+
+def test_variant_claims_read_tables_5_to_7_as_the_paper_words_them():
+    variants = [{"method": m, "coef": "grid", "abs": a, "norm": n} for m, a, n in (
+        ("linear", 70, 80), ("incremental", 78, 90), ("ours", 80, 93), ("strict", 81, 94))]
+    timing = [{"method": m, "sec_per_iter": t} for m, t in (("linear", 0.10), ("ours", 0.104), ("strict", 0.5))]
+    ev = {"variants": _table(variants), "timing": _table(timing), "table7": _table(
+        [{"scale": s, "method": m, "coef": "grid", "abs": a} for s, m, a in (
+            ("micro", "ours", 60), ("micro", "mtl", 63), ("mini", "ours", 70), ("mini", "mtl", 74.9))])}
+    assert C.table5_full_best(ev).verdict == REPRODUCED
+    assert C.table6_cyclical(ev).verdict == REPRODUCED             # 79.2 % less time, 4 % above linear FT
+    assert C.table7_comparable(ev).verdict == REPRODUCED           # 4.9 points below MTL at most
+    incremental_best = [dict(r, abs=85) if r["method"] == "incremental" else r for r in variants]
+    parts = {p.claim: p.verdict for p in C.table5_full_best({**ev, "variants": _table(incremental_best)}).parts}
+    assert parts["table5_full_best/ours_abs"] == NOT_REPRODUCED and parts["table5_full_best/incremental_abs"] == REPRODUCED
+    cheap_strict = [dict(r, sec_per_iter=0.15) if r["method"] == "strict" else r for r in timing]
+    parts = {p.claim: p.verdict for p in C.table6_cyclical({**ev, "timing": _table(cheap_strict)}).parts}
+    assert parts["table6_cyclical/time_above"] == NOT_REPRODUCED and parts["table6_cyclical/time_below"] == REPRODUCED
+    far_strict = [dict(r, abs=84) if r["method"] == "strict" else r for r in variants]
+    parts = {p.claim: p.verdict for p in C.table6_cyclical({**ev, "variants": _table(far_strict)}).parts}
+    assert parts["table6_cyclical/slightly_abs"] == NOT_REPRODUCED and parts["table6_cyclical/slightly_norm"] == REPRODUCED
+    mtl_far = [{"scale": "mini", "method": m, "coef": "grid", "abs": a} for m, a in (("ours", 70), ("mtl", 76))]
+    assert C.table7_comparable({"table7": _table(mtl_far)}).verdict == NOT_REPRODUCED
+
+
+def _fig3(norms, taujps) -> Evidence:
+    rows = [{"seed": s, "a": "x", "b": "y", "step": 10 * i, "taujp": t, "norm": n}
+            for s in (0, 1, 2) for i, (n, t) in enumerate(zip(norms, taujps))]
+    return Evidence(pd.DataFrame(rows))
+
+
+def test_fig3_wants_sharp_early_gains_of_both_curves_and_99_percent_by_step_100():
+    steps = np.arange(31)
+    sharp_norm = list(80 + 19.5 * (1 - np.exp(-steps / 2)))           # 99.4 % at step 100, little after
+    sharp_taujp = list(10 * np.exp(-steps / 3) + 0.1)
+    assert C.fig3_first_100({"fig3": _fig3(sharp_norm, sharp_taujp)}).verdict == REPRODUCED
+    slow = list(80 + 19.5 * steps / 30)                                # linear: most of the gain after step 100
+    parts = {p.claim: p.verdict for p in C.fig3_first_100({"fig3": _fig3(slow, sharp_taujp)}).parts}
+    assert parts == {"fig3_first_100/accuracy": NOT_REPRODUCED, "fig3_first_100/taujp": REPRODUCED,
+                     "fig3_first_100/exceeds_99": NOT_REPRODUCED}
+    rising = list(sharp_taujp[::-1])                                     # τJp grows: no improvement
+    assert C.fig3_first_100({"fig3": _fig3(sharp_norm, rising)}).verdict == NOT_REPRODUCED
+    assert C.fig3_first_100({"fig3": _fig3(sharp_norm[:11], sharp_taujp[:11])}) is None   # ends at step 100
 
 
 def test_per_task_claims():

@@ -4,12 +4,14 @@ vector covers the backbone only, the same seed gives the same bytes, and the τJ
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from reprolib import taujp as T
 from reprolib.vision import tasks as V
-from reprolib.vision.finetune import finetune
+from reprolib.vision.finetune import finetune, finetune_mtl
 from reprolib.vision.model import Classifier
 from reprolib.vision.zoo import VisionZoo
 
@@ -65,7 +67,7 @@ def test_the_strict_penalty_reads_every_other_task_each_step(start, monkeypatch)
     others = [data["digits"][0], data["textures"][0], data["shapes"][0][:5]]
     seen = []
     real = F.T.penalty
-    monkeypatch.setattr(F.T, "penalty", lambda lin, picks: seen.append([len(p) for p in picks]) or real(lin, picks))
+    monkeypatch.setattr(F.T, "penalty", lambda lin, picks, batched: seen.append([len(p) for p in picks]) or real(lin, picks, batched))
     kw = dict(steps=4, lr=1e-3, seed=2, others=others, penalty=5.0, reg_batch=3)
     _, strict = finetune(backbone, heads["shapes"], x, y, "linear_taujp", schedule="strict", **kw)
     assert seen == [[3, 3, 3]] * 4
@@ -75,3 +77,48 @@ def test_the_strict_penalty_reads_every_other_task_each_step(start, monkeypatch)
     assert strict[0] == cyclical[0] and strict[1:] != cyclical[1:]     # at θ0 the penalty is 0; then they differ
     with pytest.raises(ValueError, match="'schedule' = 'often'"):
         finetune(backbone, heads["shapes"], x, y, "linear_taujp", schedule="often", **kw)
+
+
+def test_the_batched_penalty_is_the_sum_of_the_per_task_penalties(start):
+    """One JVP over the concatenated batches gives Eq. 10's sum of per-task means (value and gradient),
+    also for batches of different sizes."""
+    backbone, _, data = start
+    lin = T.LinearizedModel(copy.deepcopy(backbone))      # it freezes the model it wraps
+    with torch.no_grad():
+        for v in lin.theta.values():
+            v += 0.01 * torch.randn_like(v)
+    xs = [data["digits"][0][:3], data["textures"][0][:5], data["shapes"][0][:4]]
+    loop, batched = T.penalty(lin, xs), T.penalty(lin, xs, batched=True)
+    assert torch.allclose(loop, batched, rtol=1e-5) and float(loop.detach()) > 0
+    g_loop = torch.autograd.grad(loop, list(lin.theta.values()))
+    g_batched = torch.autograd.grad(T.penalty(lin, xs, batched=True), list(lin.theta.values()))
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(g_loop, g_batched))
+
+
+@pytest.mark.parametrize("regime", ["nonlinear", "linear"])
+def test_continued_training_starts_from_the_given_task_vector(start, regime):
+    backbone, heads, data = start
+    x, y = data["shapes"]
+    first, _ = finetune(backbone, heads["shapes"], x, y, regime, steps=5, lr=3e-3, seed=0)
+    seen = []
+    same, _ = finetune(backbone, heads["shapes"], x, y, regime, steps=0, lr=3e-3, seed=0, init=first,
+                       callback=lambda step, tau: seen.append(step))
+    assert all(torch.allclose(same[k], first[k], atol=1e-7) for k in first) and seen == [0]
+    more, _ = finetune(backbone, heads["shapes"], x, y, regime, steps=3, lr=3e-3, seed=0, init=first,
+                       callback=lambda step, tau: seen.append(step))
+    assert seen == [0, 0, 1, 2, 3] and any(not torch.allclose(more[k], first[k]) for k in first)
+    with pytest.raises(ValueError, match="init: tensor"):
+        finetune(backbone, heads["shapes"], x, y, regime, steps=1, lr=1e-3, seed=0,
+                 init={k: v[..., :1] for k, v in first.items()})
+
+
+def test_multi_task_learning_learns_every_task_with_its_own_head(start):
+    from reprolib.vision.arithmetic import Outputs
+
+    backbone, heads, data = start
+    tau, losses = finetune_mtl(backbone, heads, data, steps=40, lr=3e-3, seed=0, batch=16)
+    again, _ = finetune_mtl(backbone, heads, data, steps=40, lr=3e-3, seed=0, batch=16)
+    assert all(torch.equal(tau[k], again[k]) for k in tau)
+    assert sum(losses[-5:]) < sum(losses[:5])
+    out = Outputs(backbone, heads, {"mtl": tau}, data, linear=False)
+    assert all(out.accuracy(t, {"mtl": 1.0}) > out.accuracy(t, {}) for t in data)   # on the training images

@@ -39,10 +39,18 @@ NORM_99 = 98.5        # "a normalized accuracy of 99%" (rounds to 99)
 NOTABLY = 0.5         # "notably lower": less than half
 WEAK = 0.5            # a "weak" correlation: ρ below 0.5
 NO_DEGRADATION = 1.0  # points
+SLIGHT = 2.5          # points: "slightly worse, the difference is not significant" (the paper's gap: 1.9 / 1.7)
+AROUND_80 = (70.0, 90.0)   # % less time per iteration: "around 80%" (the paper's 81.5 %)
+COMPARABLE_TIME = 1.1      # "a runtime comparable to Linear FT": at most 10 % slower (the paper's 3.6 %)
+COMPARABLE = 5.0      # points of Abs. below MTL: "comparable to MTL" (the paper's gaps: 3.3 / 3.2 / 1.8)
+FIRST_STEPS = 100     # "within the first 100 steps"
+NORM_EXCEEDS = 99.0   # "normalized accuracy exceeding 99%"
 SCALES = ("b32", "b16", "l14")          # the paper's models, smallest first
 METHOD_OF = {"Pre-trained": "pretrained", "Individual": "individual", "MTL": "mtl", "Non-lin. FT": "nonlinear",
              "Linear FT": "linear", "Ties-Merging": "ties", "AdaMerging": "adamerging", "Ours": "ours"}
 COEF_OF = {"-": "-", "1.0": "1.0", "Grid-searched": "grid", "Trained": "trained"}
+VARIANT_OF = {"No reg. (Linear FT)": "linear", "Incremental reg. (Ours)": "incremental", "Full reg. (Ours)": "ours",
+              "Cyclical reg. (11)": "ours", "Strict reg. (10)": "strict"}      # Tables 5–6's printed settings
 EXISTING = ("nonlinear", "linear", "ties", "adamerging")   # task-arithmetic methods ours is compared with
 
 NOT_TESTED = {
@@ -72,15 +80,36 @@ def _table(paper: dict, table_id: str, columns: tuple[str, ...]) -> list[dict]:
     return out
 
 
+def _variants(paper: dict) -> list[dict]:
+    """Tables 5–6 (ViT-B-32, grid-searched coefficients: their Linear FT and Ours rows are Table 1's)."""
+    rows = {}
+    for table_id in ("table5", "table6"):
+        for r in table_rows(paper, table_id):
+            rows[VARIANT_OF[r["method"]]] = {"scale": "b32", "method": VARIANT_OF[r["method"]], "coef": "grid",
+                                             "abs": r["abs"], "norm": r["norm"]}
+    return list(rows.values())
+
+
+def _timing(paper: dict) -> list[dict]:
+    return [{"method": VARIANT_OF[r["method"]], "sec_per_iter": r["sec_per_iter"]} for r in table_rows(paper, "table6")]
+
+
+def _table7(paper: dict) -> list[dict]:
+    return [{"scale": scale, "method": METHOD_OF[r["method"]], "coef": "-" if r["method"] == "MTL" else "grid",
+             "abs": r[scale]} for r in table_rows(paper, "table7") for scale in SCALES]
+
+
 def paper_evidence(paper: dict, ids, n_seeds: int = 3) -> dict[str, Evidence]:
-    """The paper's Tables 1–2 as if they were our results (every scale); the figures print no numbers."""
+    """The paper's Tables 1–2 and 5–7 as if they were our results (every scale); the figures print no
+    numbers."""
     build = {"table1": lambda: _table(paper, "table1", ("abs", "norm")),
-             "table2": lambda: _table(paper, "table2", ("targ", "cont"))}
+             "table2": lambda: _table(paper, "table2", ("targ", "cont")),
+             "variants": lambda: _variants(paper), "timing": lambda: _timing(paper), "table7": lambda: _table7(paper)}
     out = {}
     for evidence_id in ids:
         if evidence_id in build:
             rows = build[evidence_id]()
-            floats = [c for c in ("abs", "norm", "targ", "cont") if c in rows[0]]
+            floats = [c for c in ("abs", "norm", "targ", "cont", "sec_per_iter") if c in rows[0]]
             out[evidence_id] = printed_evidence(rows, n_seeds, floats)
     return out
 
@@ -316,3 +345,95 @@ def fig5_most_tasks(ev):
 
     return _v("fig5_most_tasks", "share of tasks where ours has the highest normalised accuracy", share, ev["per_task"],
               margin=0.5)
+
+
+
+# ----------------------------------------------------------------------------- Tables 5–7, Fig. 3
+
+
+def _grid(g, method: str, column: str) -> float:
+    return only(g, "variants", method=method, coef="grid")[column]
+
+
+@CLAIMS.register("table5_full_best", ("variants",), anchor=f"{PAGE}#table5",
+                 how="Table 5 (grid-searched coefficients): (a) 'the highest performance' = ours (full reg.) − "
+                     "incremental reg. above 0, and (b) 'substantial improvement over the existing unregularized "
+                     "method' = incremental reg. − linear FT above 0 ('substantial' is not quantified), each for Abs. "
+                     "and Norm.")
+def table5_full_best(ev):
+    rows = ev["variants"]
+    parts = [_v(f"table5_full_best/{hi}_{col}", f"{hi} − {lo}, {col}",
+                lambda g, hi=hi, lo=lo, col=col: _grid(g, hi, col) - _grid(g, lo, col), rows)
+             for hi, lo in (("ours", "incremental"), ("incremental", "linear")) for col in ("abs", "norm")]
+    return all_of("table5_full_best", "full reg. > incremental reg. > no reg.", parts)
+
+
+@CLAIMS.register("table6_cyclical", ("variants", "timing"), anchor=f"{PAGE}#table6",
+                 how=f"Table 6 (grid-searched coefficients): (a) 'slightly worse … not significant' = strict − cyclical "
+                     f"(ours) below {SLIGHT:g} points, Abs. and Norm.; (b) 'around 80% reduction' = 1 − seconds per "
+                     f"iteration cyclical / strict within {AROUND_80[0]:g}–{AROUND_80[1]:g} %; (c) 'a runtime comparable "
+                     f"to Linear FT' = cyclical / linear FT seconds below {COMPARABLE_TIME:g}; (d) 'a significant "
+                     f"improvement in performance' = cyclical − linear FT above 0, Abs. and Norm. Seconds are measured "
+                     f"in rounds (the timing's 'seed'); ours: the strict penalty as the zoo trains it, one JVP over every "
+                     f"other task's batch.")
+def table6_cyclical(ev):
+    rows, timing = ev["variants"], ev["timing"]
+
+    def sec(g, method):
+        return only(g, "timing", method=method)["sec_per_iter"]
+
+    def saving(g):
+        return 100.0 * (1.0 - sec(g, "ours") / sec(g, "strict"))
+
+    parts = [_v(f"table6_cyclical/slightly_{col}", f"strict − cyclical, {col}",
+                lambda g, col=col: _grid(g, "strict", col) - _grid(g, "ours", col), rows, "lower", SLIGHT)
+             for col in ("abs", "norm")]
+    parts += [_v("table6_cyclical/time_above", "% less time per iteration, cyclical vs strict", saving, timing,
+                 "higher", AROUND_80[0]),
+              _v("table6_cyclical/time_below", "% less time per iteration, cyclical vs strict", saving, timing,
+                 "lower", AROUND_80[1]),
+              _v("table6_cyclical/runtime", "seconds per iteration, cyclical / linear FT",
+                 lambda g: sec(g, "ours") / sec(g, "linear"), timing, "lower", COMPARABLE_TIME)]
+    parts += [_v(f"table6_cyclical/improves_{col}", f"cyclical − linear FT, {col}",
+                 lambda g, col=col: _grid(g, "ours", col) - _grid(g, "linear", col), rows) for col in ("abs", "norm")]
+    return all_of("table6_cyclical", "cyclical: nearly strict's accuracy at linear FT's cost", parts)
+
+
+@CLAIMS.register("table7_comparable", ("table7",), anchor=f"{PAGE}#table7",
+                 how=f"Table 7 (grid-searched Abs.): MTL − ours, the largest over the model sizes, below {COMPARABLE:g} "
+                     f"points ('comparable'; one-sided: ours above MTL is comparable too).")
+def table7_comparable(ev):
+    return _v("table7_comparable", "MTL − ours, Abs., the largest over the sizes",
+              lambda g: max(only(g, s, scale=s, method="mtl")["abs"] - only(g, s, scale=s, method="ours")["abs"]
+                            for s in _scales(g)), ev["table7"], "lower", COMPARABLE)
+
+
+def _at(g, step: int) -> dict:
+    return only(g, "fig3", step=step)
+
+
+def _gain(g, column: str, transform, sign: float):
+    """Fig. 3: the improvement of ``column`` within the first steps minus its improvement after them
+    (improvement = sign · (transform(later) − transform(earlier)))."""
+    last = max(r["step"] for r in g)
+    start, mid, end = (transform(_at(g, s)[column]) for s in (0, FIRST_STEPS, last))
+    return sign * (mid - start) - max(0.0, sign * (end - mid))
+
+
+@CLAIMS.register("fig3_first_100", ("fig3",), anchor=f"{PAGE}#fig3",
+                 how=f"Fig. 3 (continued training of the linear-FT pair with the largest τJp, with the penalty): "
+                     f"'both metrics improve sharply within the first {FIRST_STEPS} steps … afterward the improvement is "
+                     f"more gradual' = the improvement in the first {FIRST_STEPS} steps minus the improvement after "
+                     f"them, above 0, for the normalised accuracy (α = 1) and for log10 τJp (lower is better); "
+                     f"'exceeding 99%' = the normalised accuracy at step {FIRST_STEPS} above {NORM_EXCEEDS:g}.")
+def fig3_first_100(ev):
+    rows = ev["fig3"]
+    if not (rows.rows["step"] == FIRST_STEPS).any() or rows.rows["step"].max() <= FIRST_STEPS:
+        return None                       # a run of at most FIRST_STEPS steps cannot show what follows them
+    parts = [_v("fig3_first_100/accuracy", f"normalised-accuracy gain: first {FIRST_STEPS} steps − later",
+                lambda g: _gain(g, "norm", float, 1.0), rows),
+             _v("fig3_first_100/taujp", f"log10 τJp drop: first {FIRST_STEPS} steps − later",
+                lambda g: _gain(g, "taujp", lambda v: math.log10(max(v, 1e-30)), -1.0), rows),
+             _v("fig3_first_100/exceeds_99", f"normalised accuracy at step {FIRST_STEPS}",
+                lambda g: _at(g, FIRST_STEPS)["norm"], rows, margin=NORM_EXCEEDS)]
+    return all_of("fig3_first_100", "sharp early gains, above 99 % by step 100", parts)

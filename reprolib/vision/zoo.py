@@ -62,13 +62,24 @@ class VisionProfile:
 
 
 FINETUNE_FIELDS = ("ft_steps", "ft_lr", "ft_batch", "penalty", "reg_batch")
-REGIMES = ("nonlinear", "linear", "linear_taujp")
-READS = {"nonlinear": FINETUNE_FIELDS[:3], "linear": FINETUNE_FIELDS[:3], "linear_taujp": FINETUNE_FIELDS}   # per regime
+REGIMES = ("nonlinear", "linear", "linear_taujp")      # Tables 1–2, Figs. 1–8
+# Tables 5–7: T_orth = the tasks learned before (in ``tasks.TASKS`` order; the first task is plain linear FT),
+# Eq. 10's strict penalty (every other task at every step), multi-task learning (one vector, key "mtl")
+VARIANTS = ("linear_taujp_incremental", "linear_taujp_strict", "mtl")
+ALL_REGIMES = REGIMES + VARIANTS
+READS = {"nonlinear": FINETUNE_FIELDS[:3], "linear": FINETUNE_FIELDS[:3], "linear_taujp": FINETUNE_FIELDS,
+         "linear_taujp_incremental": FINETUNE_FIELDS, "linear_taujp_strict": FINETUNE_FIELDS,
+         "mtl": FINETUNE_FIELDS[:3]}   # the settings each regime reads
 
 PROFILES = {
     "tiny": VisionProfile("tiny", dim=16, depth=1, heads=2, mlp=32, pretrain_steps=20, batch=16, probe_steps=20, n_train=64,
                           ft_steps=10, ft_batch=8, reg_batch=2),
     "mini": VisionProfile("mini", dim=64, depth=4, heads=4, mlp=128, pretrain_steps=1500, ft_lr=5e-4, penalty=0.1),
+    # a smaller tiny, only for testing Table 7's second model size quickly
+    "nano": VisionProfile("nano", dim=8, depth=1, heads=2, mlp=16, pretrain_steps=20, batch=16, probe_steps=20, n_train=64,
+                          ft_steps=10, ft_batch=8, reg_batch=2),
+    # a smaller model of the same design, the second model size of Table 7
+    "micro": VisionProfile("micro", dim=32, depth=2, heads=2, mlp=64, pretrain_steps=1500, ft_lr=5e-4, penalty=0.1),
 }
 
 
@@ -206,8 +217,8 @@ class VisionZoo:
 
     def settings(self, regime: str) -> dict:
         """The fine-tuning settings ``regime`` reads (the penalty's only for ``linear_taujp``)."""
-        if regime not in REGIMES:
-            raise ValueError(f"parameter 'regime' = {regime!r} is not one of {REGIMES}")
+        if regime not in ALL_REGIMES:
+            raise ValueError(f"parameter 'regime' = {regime!r} is not one of {ALL_REGIMES}")
         return {k: getattr(self.profile, k) for k in READS[regime]}
 
     def tv_key(self, regime: str) -> str:
@@ -219,8 +230,8 @@ class VisionZoo:
                   "n_train": self.profile.n_train, "version": finetune.VERSION}
         return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
-    def tv_keys(self) -> dict[str, str]:
-        return {r: self.tv_key(r) for r in REGIMES}
+    def tv_keys(self, regimes=REGIMES) -> dict[str, str]:
+        return {r: self.tv_key(r) for r in regimes}
 
     def tv_file(self, regime: str, seed: int) -> Path:
         return self.root / f"tv-{self.tv_key(regime)}" / f"{regime}_s{seed}.safetensors"
@@ -235,17 +246,16 @@ class VisionZoo:
         path = self.tv_file(regime, seed)
         if not path.exists():
             self._build_vectors(regime, seed, path)
-        flat = load_file(path)
-        out: dict[str, dict[str, torch.Tensor]] = {t: {} for t in V.TASKS}
-        for key, value in flat.items():
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in load_file(path).items():
             task, name = key.split(".", 1)
-            out[task][name] = value
+            out.setdefault(task, {})[name] = value
         return out
 
     def provenance(self, regime: str, seed: int) -> dict:
         return json.loads(self.tv_file(regime, seed).with_suffix(".json").read_text())
 
-    def build(self, seeds, regimes=REGIMES) -> None:
+    def build(self, seeds, regimes=ALL_REGIMES) -> None:
         """Every missing (regime, seed), with a progress bar (``python -m reprolib.vision.zoo``)."""
         from tqdm.auto import tqdm
 
@@ -253,24 +263,39 @@ class VisionZoo:
         for regime, seed in tqdm(todo, desc=f"vision zoo {self.profile.name}: fine-tuning", disable=not self.progress):
             self.task_vectors(regime, seed)
 
+    def _finetune_all(self, regime: str, seed: int, backbone, heads, data, control):
+        """(name, (τ, losses)) for every vector of ``regime``: each task's (T_orth per the regime), or MTL's one."""
+        from reprolib.vision.finetune import finetune, finetune_mtl
+
+        p = self.profile
+        if regime == "mtl":
+            yield "mtl", finetune_mtl(backbone, heads, data, steps=p.ft_steps, lr=p.ft_lr, seed=seed * 1000 + 999,
+                                      batch=p.ft_batch)
+            return
+        for i, task in enumerate(V.TASKS):
+            if regime == "linear_taujp_incremental":
+                others = [data[t][0] for t in list(V.TASKS)[:i]]                      # T_orth: the tasks learned before
+            else:
+                others = [data[t][0] for t in V.TASKS if t != task] + [control]      # T_orth: the other tasks and the control
+            penalised = regime.startswith("linear_taujp") and others
+            yield task, finetune(backbone, heads[task], *data[task], "linear_taujp" if penalised else
+                                 ("nonlinear" if regime == "nonlinear" else "linear"), steps=p.ft_steps, lr=p.ft_lr,
+                                 seed=seed * 1000 + i, batch=p.ft_batch, others=others if penalised else [],
+                                 penalty=p.penalty if penalised else 0.0, reg_batch=p.reg_batch,
+                                 schedule="strict" if regime == "linear_taujp_strict" else "cyclical")
+
     def _build_vectors(self, regime: str, seed: int, path: Path) -> None:
         from safetensors.torch import save_file
 
         from reprolib.io import package_versions
-        from reprolib.vision.finetune import finetune
-
         p = self.profile
         backbone, heads = self.pretrained()
         t0 = time.perf_counter()
         data, control = _training_data(p.n_train, p.seed)
         flat, record = {}, {}
-        for i, task in enumerate(V.TASKS):
-            others = [data[t][0] for t in V.TASKS if t != task] + [control]      # T_orth: the other tasks and the control
-            tau, losses = finetune(backbone, heads[task], *data[task], regime, steps=p.ft_steps, lr=p.ft_lr,
-                                   seed=seed * 1000 + i, batch=p.ft_batch, others=others if regime == "linear_taujp" else [],
-                                   penalty=p.penalty if regime == "linear_taujp" else 0.0, reg_batch=p.reg_batch)
-            flat.update({f"{task}.{k}": v.contiguous() for k, v in tau.items()})
-            record[task] = {"first_loss": losses[0], "final_loss": float(np.mean(losses[-20:]))}
+        for name, (tau, losses) in self._finetune_all(regime, seed, backbone, heads, data, control):
+            flat.update({f"{name}.{k}": v.contiguous() for k, v in tau.items()})
+            record[name] = {"first_loss": losses[0], "final_loss": float(np.mean(losses[-20:]))}
         path.parent.mkdir(parents=True, exist_ok=True)
         tag = uuid.uuid4().hex[:6]
         tmp, tmp_json = path.with_name(f".{path.name}.{tag}"), path.with_name(f".{path.stem}.{tag}.json")
@@ -297,15 +322,21 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", default="mini", choices=sorted(PROFILES))
     parser.add_argument("--root", default="zoo")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds 0 … n−1")
+    parser.add_argument("--regimes", default=",".join(ALL_REGIMES),
+                        help=f"comma-separated, of {', '.join(ALL_REGIMES)} (default: all)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    regimes = tuple(r for r in args.regimes.split(",") if r)
+    unknown = sorted(set(regimes) - set(ALL_REGIMES))
+    if unknown:
+        parser.error(f"--regimes: unknown {unknown} (known: {', '.join(ALL_REGIMES)})")
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     zoo = VisionZoo(args.profile, root=args.root)
     zoo.pretrained()
-    zoo.build(range(args.seeds))
+    zoo.build(range(args.seeds), regimes)
     print(f"vision zoo {args.profile}: ready in {time.perf_counter() - t0:.0f} s ({zoo.root}, task vectors "
-          + ", ".join(f"{r} tv-{k}" for r, k in zoo.tv_keys().items()) + ")")
+          + ", ".join(f"{r} tv-{k}" for r, k in zoo.tv_keys(regimes).items()) + ")")
 
 
 if __name__ == "__main__":
