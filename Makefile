@@ -11,6 +11,8 @@ PROFILE ?= mini
 ZOO_GROUPS ?= core,lata,m3,ptm,noise
 # the τJp chapter's vision zoo (θ0 and every task vector, 3 seeds): tiny for PROFILE=tiny, else mini
 VISION_PROFILE ?= $(if $(filter tiny,$(PROFILE)),tiny,mini)
+# Table 7's second model size (its regimes only): nano for PROFILE=tiny, else micro
+VISION_SIZE ?= $(if $(filter tiny,$(PROFILE)),nano,micro)
 
 .PHONY: book chapter html screenshots test bench lab clean zoo zoo-report sandbox
 
@@ -43,6 +45,7 @@ book: $(STAMP) sandbox
 	@$(PY) -m reprolib.evals.sandbox || true
 	@if [ ! -f "$(PROFILE)" ]; then $(PY) -m reprolib.zoo build --profile $(PROFILE) --groups $(ZOO_GROUPS); fi
 	$(PY) -m reprolib.vision.zoo --profile $(VISION_PROFILE) --seeds 3
+	$(PY) -m reprolib.vision.zoo --profile $(VISION_SIZE) --seeds 3 --regimes nonlinear,linear,linear_taujp,mtl
 	$(PY) -m reprolib book --profile $(PROFILE)
 
 # Re-run one chapter with other parameters, then rebuild the HTML:

@@ -25,8 +25,9 @@ NOTEBOOK_PARAMS = {   # non-default parameters of each chapter notebook
     "ptm": {"omega_curve": [0.3, 0.7, 1.0], "omega_grid": [0.5, 1.0], "val_size": 5},
     "taujp": {"n_seeds": 3, "penalty": 0.2, "addition_grid": [0.0, 0.5, 1.0], "negation_grid": [0.0, 1.5, 3.0],
               "eval_size": 16, "val_size": 16, "sizes": ["nano"], "fig3_steps": 110, "timing_iterations": 2},
+    "taujp_beyond": {"n_items": 4, "unit": "example", "n_boot": 200},
 }
-RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm", "taujp": "taujp"}      # results folder of each notebook (the others: lata)
+RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm", "taujp": "taujp", "taujp_beyond": "taujp_beyond"}      # results folder of each notebook (the others: lata)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def _outputs(nb, mime):
 
 
 def test_every_chapter_notebook_is_tested():
-    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3", "ptm", "taujp"} == set(NOTEBOOK_PARAMS)
+    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3", "ptm", "taujp", "taujp_beyond"} == set(NOTEBOOK_PARAMS)
 
 
 def _cells_code_lines(nb) -> list[int]:
@@ -381,6 +382,39 @@ def _taujp_variants(res, params, zoo, out, test):
     assert first.taujp == pytest.approx(linear.taujp(first.a, first.b), rel=1e-4)
     taujps = pd.read_csv(res / "pairs.csv").query("method == 'linear' and seed == 1")
     assert first.taujp == pytest.approx(taujps.taujp.max(), rel=1e-4)          # the most interfering pair
+
+
+def test_taujp_beyond_notebook(executed, tiny_zoo):
+    """The τJp-beyond page on the tiny zoo, per example and on 4 items: groups from all three chapters'
+    merges, a stored τJp recomputed here from the checkpoints, and the correlations recomputed from the
+    stored rows."""
+    import pandas as pd
+
+    from reprolib.chapters import taujp_beyond as B
+
+    nb, res = executed["taujp_beyond"]
+    params = NOTEBOOK_PARAMS["taujp_beyond"]
+    for name in ("groups.csv", "correlations.csv", "scatter.png"):
+        assert (res / name).is_file(), name
+    groups, rho = pd.read_csv(res / "groups.csv"), pd.read_csv(res / "correlations.csv")
+    assert set(groups.chapter) == {"lata", "m3", "ptm"} and set(groups["size"]) == {2, 3}
+    assert (groups.taujp > 0).all() and groups.cosine.between(-1, 1).all()
+    again = B.correlations(B.Evidence(groups), params["n_boot"])
+    first = rho.iloc[0]
+    match = again[(again.target == first.target) & (again.groups == first.groups) & (again.predictor == first.predictor)].iloc[0]
+    assert first.rho == pytest.approx(match.rho) and first.n_groups == match.n_groups == groups.group.nunique()
+    # one LATA pair's τJp, recomputed from the zoo's checkpoints on the same items
+    from reprolib.kit import open_chapter
+    from reprolib.cache import ResultCache
+
+    ch = open_chapter(None, "taujp_beyond_check", profile="tiny", zoo_root=str(tiny_zoo.root.parent), out_dir=str(res.parent),
+                      cache_dir=str(res.parent / "check-cache"), eval_size=6, seeded_roles=B.SEEDED_ROLES)
+    row = groups[(groups.chapter == "lata") & (groups["size"] == 2)].iloc[0]
+    a, b = row.members.split("+")
+    measures = B.PairMeasures(ch.models, ch.scorer.sets, ResultCache(res.parent / "check-cache", "tj"), params["n_items"],
+                              unit=params["unit"])
+    fresh = measures.pair("instruct", (B.seeded(a, int(row.seed)), a), (B.seeded(b, int(row.seed)), b))
+    assert row.taujp == pytest.approx(fresh["taujp"], rel=1e-4)
 
 
 def test_zoo_notebook(executed, tiny_zoo):

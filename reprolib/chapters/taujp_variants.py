@@ -175,8 +175,9 @@ def machine() -> str:
 
 def time_iterations(zoo, task: str = TASKS[0], n_iter: int = 20, repeats: int = 3, warmup: int = 3) -> Evidence:
     """Seconds per fine-tuning iteration of each of :data:`TIMED` on this machine: ``repeats`` rounds
-    (the ``seed`` column), each timing every method for ``n_iter`` steps after ``warmup`` untimed ones,
-    the methods interleaved within a round so that a slow spell of the machine hits all of them."""
+    (the ``seed`` column), each timing every method for ``n_iter`` steps after ``warmup`` untimed ones
+    and keeping the median step (a step slowed by another process does not count), the methods
+    interleaved within a round so that a slow spell of the machine hits all of them."""
     import pandas as pd
 
     from reprolib.vision.finetune import finetune
@@ -198,7 +199,7 @@ def time_iterations(zoo, task: str = TASKS[0], n_iter: int = 20, repeats: int = 
                      batch=p.ft_batch, others=others if penalised else [], penalty=p.penalty if penalised else 0.0,
                      reg_batch=p.reg_batch, schedule=schedule, batched=batched,
                      callback=lambda step, tau: marks.append(time.perf_counter()) if step >= warmup else None)
-            rows.append({"seed": r, "method": method, "sec_per_iter": (marks[-1] - marks[0]) / n_iter})
+            rows.append({"seed": r, "method": method, "sec_per_iter": float(np.median(np.diff(marks)))})
     return Evidence(pd.DataFrame(rows))
 
 
