@@ -56,13 +56,20 @@ RUNS_VERSION = 1          # bump when what a seed's evaluation holds changes (in
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Fine-tuning, every regime (B.1 where it applies: batch 16, causal LM; steps and rate are ours)."""
+    """Fine-tuning, every regime (B.1 where it applies: batch 16, causal LM; steps, rate and λ are ours).
+
+    Chosen on mini, seed 0, 1 thread, by criteria that read only the fine-tuned model θ0 + τ, never the
+    negation: ``lr`` the smallest of {1e-4, 3e-4, 1e-3} whose non-linear θ0 + τ is clearly toxic
+    (≥ 50 % of 100 samples: 20 %, 62 %, 81 %); ``penalty`` the largest λ of {1e-2, 1e-3, …, 1e-6} whose
+    penalised θ0 + τ is still ≥ 50 % toxic (2 %, 8 %, 31 %, 63 % for 1e-3 … 1e-6; the paper's grid
+    {1e-3, 1e-2, 1e-1} stops the task from being learned: the squared norm sums 64 positions × 1024
+    logits); ``steps`` from the time budget (0.28 / 0.63 / 0.94 s per step for the three regimes)."""
     n_comments: int = 2000       # training comments generated (seed 0 of the generator, every training seed)
     steps: int = 60
-    lr: float = 1e-3
+    lr: float = 3e-4
     batch: int = 16              # B.1
     max_len: int = 128           # tokens per comment, [EOS] text [EOS] cut here
-    penalty: float = 1e-2        # λ of Eq. 10 (linear_taujp), from the paper's grid {1e-3, 1e-2, 1e-1}
+    penalty: float = 1e-6        # λ of Eq. 10 (linear_taujp)
     reg_batch: int = 4           # control windows per step: 1/4 of the task batch (B.1, NLP)
     control_len: int = 64        # tokens per control window
 
@@ -74,8 +81,8 @@ PENALTY_FIELDS = ("penalty", "reg_batch", "control_len")         # read by linea
 class EvalSettings:
     grid: tuple = NEGATION_GRID
     ppl_tolerance: float = 0.5   # B.2: within 0.5 of θ0's perplexity
-    ppl_texts: int = 40          # English test paragraphs for perplexity (drawn by eval_seed)
-    n_samples: int = 100         # generations per model (the paper: 1000)
+    ppl_texts: int = 24          # English test paragraphs for perplexity (drawn by eval_seed)
+    n_samples: int = 200         # generations per model (the paper: 1000)
     new_tokens: int = 24         # tokens sampled after the prefix
     temperature: float = 1.0     # ancestral sampling over the full vocabulary
     ties_density: float = 0.2    # TIES' top-k share (the TIES paper's default; the τJp paper does not say)
