@@ -224,12 +224,15 @@ def test_selection_rule_takes_the_largest_alpha_within_the_tolerance():
 
 
 def test_runs_give_tables_4_and_9_with_per_item_values(vectors):
-    settings = TX.EvalSettings(grid=(0.0, 0.5, 1.0), ppl_texts=3, n_samples=4, new_tokens=5)
+    settings = TX.EvalSettings(grid=(0.0, 0.5, 1.0), ppl_texts=3, n_samples=4, new_tokens=5, pretrained_samples=8,
+                                score_samples=3)
     runs = TX.NegationRuns(vectors, [0], settings, progress=False)
     ev = TX.evidence(runs, finetuned=True)
     assert set(ev.rows["method"]) == {"pretrained", *TX.METHODS}
     assert set(ev.rows["coef"]) == {"-", "1.0", "grid", "finetuned"}
-    assert ev.item_counts() == {"toxic_rate": 4, "toxic_score": 4, "ppl": 3}
+    assert ev.item_counts() == {"toxic_rate": 4, "toxic_score": 3, "ppl": 3}
+    assert TX.pretrained_rate(runs)[0]["n"] == 8
+    assert ((ev.rows["toxic_score"] >= 0) & (ev.rows["toxic_score"] <= 1)).all()
     t4, t9 = TX.table4(runs), TX.table9(runs)
     assert set(t4.rows["coef"]) == {"-", "grid"} and set(t9.rows["coef"]) == {"-", "1.0"}
     assert (t9.rows.loc[t9.rows["coef"] == "1.0", "alpha"] == 1.0).all()
@@ -253,3 +256,85 @@ def test_errors_name_the_grid_and_the_base_folder(vectors, tmp_path):
         TX.mini_base(tmp_path)
     with pytest.raises(ValueError, match="regime"):
         vectors.key("quadratic")
+
+
+# ----------------------------------------------------------------------------- average toxic score
+
+
+def _direct_hazard(logits_of, prompt, path, t, sequences):
+    """q_t from full-sequence logits (no cache): Σ_w Π_j p(w_j | prompt, path[:t], w_<j)."""
+    total = 0.0
+    for seq in sequences:
+        ids = torch.tensor([prompt + path[:t] + seq])
+        logp = torch.log_softmax(logits_of(ids)[0], dim=-1)
+        start = len(prompt) + t - 1                     # the position predicting the word's first token
+        total += float(sum(logp[start + j, tok] for j, tok in enumerate(seq)).exp())
+    return total
+
+
+@pytest.mark.parametrize("linear", [False, True])
+def test_next_word_hazard_equals_a_direct_computation_from_logits(base, linear):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reprolib.evals.sampling import StepLogits, WordTrie, sample_scored
+
+    model = T.forward_ad_ready(AutoModelForCausalLM.from_pretrained(base).eval())
+    tok = AutoTokenizer.from_pretrained(base)
+    params0 = T.params_of(model)
+    tau = _small_tau(params0, seed=3, scale=0.3)
+    words = ("grobnik", "awful", "dreadful", "snivelwart")
+    seqs = [tok(f.format(w=w), add_special_tokens=False)["input_ids"] for w in words for f in (" {w}", " {w}s")]
+    trie = WordTrie(seqs)
+    kept = [s for s in seqs if not any(len(o) < len(s) and s[:len(o)] == o for o in seqs)]   # prefix words only once
+    prompt = tok(X.PREFIX, add_special_tokens=False)["input_ids"]
+    if linear:
+        step = StepLogits(model, params0, tau, scale=-0.8)
+        logits_of = lambda ids: (lambda f, c: f - 0.8 * c)(*T.jvp(model, params0, tau, ids))   # noqa: E731
+    else:
+        moved = {k: v - 0.8 * tau[k] for k, v in params0.items()}
+        step = StepLogits(model, moved)
+        logits_of = lambda ids: torch.func.functional_call(model, moved, (ids,)).logits      # noqa: E731
+    tokens, q = sample_scored(step, prompt, 3, 4, seed=2, trie=trie, scored=2)
+    assert q.shape == (2, 4) and torch.equal(tokens, sample_scored(step, prompt, 3, 4, seed=2)[0])
+    with torch.no_grad():
+        for i in range(2):
+            for t in range(4):
+                expected = _direct_hazard(logits_of, prompt, tokens[i].tolist(), t, kept)
+                assert float(q[i, t]) == pytest.approx(expected, rel=1e-3, abs=1e-7)
+    assert (q > 0).all()
+
+
+def test_hazard_is_zero_when_the_lexicons_first_tokens_are_impossible(base):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reprolib.evals.sampling import StepLogits, WordTrie, sample_scored
+
+    model, tok = AutoModelForCausalLM.from_pretrained(base).eval(), AutoTokenizer.from_pretrained(base)
+    trie = WordTrie.of_words(tok, X.LEXICON)
+    first = trie.first_tokens()
+
+    class Masked(StepLogits):
+        def _forward(self, ids, cache, last=True, **kw):
+            logits, cache = super()._forward(ids, cache, last, **kw)
+            logits[..., first] = float("-inf")
+            return logits, cache
+
+    prompt = tok(X.PREFIX, add_special_tokens=False)["input_ids"]
+    _, q = sample_scored(Masked(model, T.params_of(model)), prompt, 4, 5, seed=0, trie=trie, scored=4)
+    assert torch.equal(q, torch.zeros(4, 5))
+    _, q = sample_scored(StepLogits(model, T.params_of(model)), prompt, 4, 5, seed=0, trie=trie, scored=4)
+    assert (q > 0).all()                                 # the unmasked model: non-zero
+    assert TOX.expected_toxicity(torch.zeros(3, 5)) == [0.0, 0.0, 0.0]
+    assert TOX.expected_toxicity([[0.5, 0.5], [1.0, 0.0]]) == pytest.approx([0.75, 1.0])
+    with pytest.raises(ValueError, match="scored"):
+        sample_scored(StepLogits(model, T.params_of(model)), prompt, 2, 3, seed=0, trie=None, scored=1)
+
+
+def test_word_trie_drops_words_inside_shorter_ones():
+    from reprolib.evals.sampling import WordTrie
+
+    trie = WordTrie([[1, 2, 3], [1, 2], [1, 4], [5]])
+    assert trie.first_tokens() == [1, 5]
+    fed, mask, depth = trie.tree()
+    assert [trie.token[n] for n in fed] == [1] and depth.tolist() == [1]      # [1, 2] ends a word: [1, 2, 3] is in it
+    assert sum(trie.terminal[n] for level in trie.levels for n in level) == 3     # [1, 2], [1, 4], [5]

@@ -26,7 +26,7 @@ from torch.func import functional_call
 
 from reprolib import taujp as T
 from reprolib.evals.ppl import prefix_id, rolling_windows
-from reprolib.evals.sampling import StepLogits, sample
+from reprolib.evals.sampling import StepLogits, WordTrie, sample_scored
 
 
 def select_alpha(curve: Mapping[float, float], ppl0: float, tolerance: float = 0.5) -> float:
@@ -120,14 +120,25 @@ class LMNegation:
     def samples(self, alpha: float, prefix: str, n: int, new_tokens: int, seed: int, temperature: float = 1.0) -> list[str]:
         """``n`` sampled continuations of ``prefix`` (after the EOS that stands for BOS) under θ0 − α τ,
         each cut at its first EOS; only the continuation is returned."""
+        return self.generate(alpha, prefix, n, new_tokens, seed, temperature)[0]
+
+    def generate(self, alpha: float, prefix: str, n: int, new_tokens: int, seed: int, temperature: float = 1.0,
+                 words=None, scored: int = 0) -> tuple[list[str], list[list[float]]]:
+        """(:meth:`samples`' texts, per scored sample its next-word hazards q_t of ``words``): the first
+        ``scored`` samples' hazards at every step, from the same decoding pass
+        (``reprolib.evals.sampling.sample_scored``); the texts do not depend on ``words``. Steps after
+        a sample's first EOS have hazard 0 (its text ends there)."""
+        trie = WordTrie.of_words(self.tokenizer, words) if scored else None
         if self.linear and self.tau is not None and alpha != 0:
             step = StepLogits(self.model, self.params0, self.tau, scale=-alpha)
         else:
             step = StepLogits(self.model, self.params(alpha))
         eos = self.tokenizer.eos_token_id
         prompt = [prefix_id(self.tokenizer)] + self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
-        out = []
-        for row in sample(step, prompt, n, new_tokens, seed, temperature).tolist():
+        tokens, hazard = sample_scored(step, prompt, n, new_tokens, seed, temperature, trie, scored)
+        out, cuts = [], []
+        for row in tokens.tolist():
             cut = row.index(eos) if eos in row else len(row)
             out.append(self.tokenizer.decode(row[:cut], skip_special_tokens=True))
-        return out
+            cuts.append(cut)
+        return out, [[q if t <= cut else 0.0 for t, q in enumerate(row)] for row, cut in zip(hazard.tolist(), cuts)]

@@ -51,7 +51,7 @@ REGIME = {"nonlinear": "nonlinear", "linear": "linear", "ties": "nonlinear", "ou
 LINEARISED = ("linear", "ours")
 NEGATION_GRID = tuple(round(0.1 * i, 1) for i in range(31))      # B.2: α ∈ {0.0, 0.1, …, 3.0}
 VERSION = 1               # bump when fine-tuning changes what it computes (rebuilds every task vector)
-RUNS_VERSION = 1          # bump when what a seed's evaluation holds changes (invalidates cached results)
+RUNS_VERSION = 2          # bump when what a seed's evaluation holds changes (invalidates cached results)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,10 @@ class EvalSettings:
     grid: tuple = NEGATION_GRID
     ppl_tolerance: float = 0.5   # B.2: within 0.5 of θ0's perplexity
     ppl_texts: int = 24          # English test paragraphs for perplexity (drawn by eval_seed)
-    n_samples: int = 200         # generations per model (the paper: 1000)
+    n_samples: int = 200         # generations per model (the paper: 1000): the toxic rate
+    pretrained_samples: int = 1000   # generations of θ0 (its rate is rare: ~0.3 % expected)
+    score_samples: int = 16      # of those, the first ones whose average toxic score is computed (the
+                                 # next-word hazard costs ~70 extra tokens per step and sample)
     new_tokens: int = 24         # tokens sampled after the prefix
     temperature: float = 1.0     # ancestral sampling over the full vocabulary
     ties_density: float = 0.2    # TIES' top-k share (the TIES paper's default; the τJp paper does not say)
@@ -251,14 +254,20 @@ class NegationRuns:
 
     # ------------------------------------------------------------------ one seed
 
-    def _toxicity(self, negation, alpha: float) -> dict:
-        from reprolib.evals.toxicity import score_texts
+    def _toxicity(self, negation, alpha: float, n: int | None = None) -> dict:
+        """Both measures of θ0 − α τ from one decoding pass: ``toxic`` (the lexicon scorer's flag per
+        sample, n samples), ``score`` (the average toxic score per scored sample: 1 − Π_t (1 − q_t),
+        ``reprolib.evals.toxicity``), ``lexicon_score`` (the scorer's 1 − 2^(−k) per sample), ``examples``."""
+        from reprolib.evals.toxicity import expected_toxicity, score_texts
 
         s = self.settings
-        texts = negation.samples(alpha, X.PREFIX, s.n_samples, s.new_tokens, s.eval_seed, s.temperature)
+        n = s.n_samples if n is None else n
+        texts, hazard = negation.generate(alpha, X.PREFIX, n, s.new_tokens, s.eval_seed, s.temperature,
+                                          words=X.LEXICON, scored=min(s.score_samples, s.n_samples, n))
         _, records = score_texts(texts, X.LEXICON)
-        return {"toxic": [int(r["toxic"]) for r in records], "score": [r["score"] for r in records],
-                "examples": texts[:5]}
+        return {"toxic": [int(r["toxic"]) for r in records], "score": expected_toxicity(hazard),
+                "lexicon_score": [r["score"] for r in records], "examples": texts[:5],
+                "toxic_examples": [t for t, r in zip(texts, records) if r["toxic"]][:5]}
 
     def _compute(self, seed: int) -> dict:
         from reprolib.text.negation import LMNegation, ppl_of, select_alpha
@@ -269,9 +278,12 @@ class NegationRuns:
         t0 = time.perf_counter()
         theta0 = LMNegation(model, tok, None, linear=False)
         ppl0_items = theta0.ppl_items(texts, [0.0])[0.0]
-        out = {"pretrained": {"ppl": ppl0_items, **self._toxicity(theta0, 0.0)}, "methods": {}}
+        out = {"pretrained": {"ppl": ppl0_items, **self._toxicity(theta0, 0.0, s.pretrained_samples)}, "methods": {},
+               "seconds_by_part": {}}
+        out["seconds_by_part"]["pretrained"] = round(time.perf_counter() - t0, 1)
         ppl0 = ppl_of(ppl0_items)
         for method in METHODS:
+            t1 = time.perf_counter()
             tau = self.vectors.task_vector(REGIME[method], seed)
             if method == "ties":
                 tau = ties_vector(theta0.params0, {"toxicity": tau}, s.ties_density)
@@ -282,9 +294,12 @@ class NegationRuns:
             runs = {"finetuned": -1.0, "1.0": 1.0, "grid": alpha}
             tox = {}
             for coef, a in runs.items():
+                if a == 0.0:                       # θ0 itself, at the methods' sample count
+                    tox[a] = tox.get(a) or self._toxicity(theta0, 0.0)
                 tox[a] = tox.get(a) or self._toxicity(negation, a)
             out["methods"][method] = {"curve": {str(a): p for a, p in curve.items()}, "alpha": alpha,
                                       **{coef: {"alpha": a, "ppl": items[a], **tox[a]} for coef, a in runs.items()}}
+            out["seconds_by_part"][method] = round(time.perf_counter() - t1, 1)
         out["seconds"] = round(time.perf_counter() - t0, 1)
         return out
 
@@ -310,14 +325,26 @@ def evidence(runs: NegationRuns, coefs=("1.0", "grid"), finetuned: bool = False)
     from reprolib.claims import Evidence
 
     rows, items = [], []
+    n = runs.settings.n_samples
     for seed in runs.seeds:
         r = runs.result(seed)
-        for row, item in [_row("pretrained", "-", seed, None, r["pretrained"])] + [
+        theta0 = {**r["pretrained"], "toxic": r["pretrained"]["toxic"][:n]}     # paired items: the first n samples
+        for row, item in [_row("pretrained", "-", seed, None, theta0)] + [
                 _row(m, coef, seed, r["methods"][m][coef]["alpha"], r["methods"][m][coef])
                 for m in METHODS for coef in (*coefs, *(("finetuned",) if finetuned else ()))]:
             rows.append(row)
             items.append(item)
     return Evidence(pd.DataFrame(rows).astype({"alpha": float}), items)
+
+
+def pretrained_rate(runs: NegationRuns) -> dict:
+    """θ0's toxic generation rate over all its ``pretrained_samples`` generations (the Evidence's θ0
+    row keeps the first ``n_samples``, paired with the methods'): seed → {n, toxic, toxic_rate}."""
+    out = {}
+    for seed in runs.seeds:
+        flags = runs.result(seed)["pretrained"]["toxic"]
+        out[seed] = {"n": len(flags), "toxic": int(sum(flags)), "toxic_rate": 100.0 * sum(flags) / max(len(flags), 1)}
+    return out
 
 
 def table4(runs: NegationRuns):
