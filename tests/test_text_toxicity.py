@@ -338,3 +338,24 @@ def test_word_trie_drops_words_inside_shorter_ones():
     fed, mask, depth = trie.tree()
     assert [trie.token[n] for n in fed] == [1] and depth.tolist() == [1]      # [1, 2] ends a word: [1, 2, 3] is in it
     assert sum(trie.terminal[n] for level in trie.levels for n in level) == 3     # [1, 2], [1, 4], [5]
+
+
+def test_open_toxicity_builds_under_the_profile_folder_and_caches_each_seed(base, tmp_path, monkeypatch):
+    monkeypatch.setattr(TX, "mini_base", lambda root, profile="mini": base)
+    small = dict(grid=(0.0, 0.5, 1.0), ppl_texts=2, n_samples=3, new_tokens=4, pretrained_samples=5, score_samples=2)
+    tox = TX.open_toxicity("mini", tmp_path / "zoo", 1, train=FAST, cache_dir=tmp_path / "cache", progress=False, **small)
+    tox.build()
+    assert tox.vectors.root == tmp_path / "zoo" / "toxicity-mini"
+    assert all(tox.vectors.file(r, 0).parent.parent == tox.vectors.root for r in TX.REGIMES)
+    ev = tox.evidence()
+    assert list(ev.rows.columns) == ["method", "coef", "seed", "alpha", "toxic_rate", "toxic_score", "ppl"]
+    assert ev.item_counts() == {"toxic_rate": 3, "toxic_score": 2, "ppl": 2}
+    prov = tox.provenance()
+    assert prov["vectors"]["linear"]["hash"] == tox.vectors.key("linear") and prov["eval_seconds"][0] > 0
+    again = TX.open_toxicity("mini", tmp_path / "zoo", 1, train=FAST, cache_dir=tmp_path / "cache", progress=False, **small)
+    assert again.evidence().rows.equals(ev.rows) and again.runs.cache.hits == 1
+    with pytest.raises(ValueError, match="n_samplez"):
+        TX.open_toxicity("mini", tmp_path / "zoo", 1, n_samplez=3)
+    with pytest.raises(SystemExit) as e:
+        TX.main(["--help"])
+    assert e.value.code == 0

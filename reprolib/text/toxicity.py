@@ -92,14 +92,14 @@ class EvalSettings:
     eval_seed: int = 0
 
 
-def mini_base(root: str | os.PathLike = "zoo") -> Path:
-    """The mini zoo's base folder (θ0), never built here: a missing one is an error naming it."""
+def mini_base(root: str | os.PathLike = "zoo", profile: str = "mini") -> Path:
+    """The zoo ``profile``'s base folder (θ0), never built here: a missing one is an error naming it."""
     from reprolib.zoo.build import Zoo
 
-    folder = Zoo("mini", root=root, progress=False).folder("base")
+    folder = Zoo(profile, root=root, progress=False).folder("base")
     if not (folder / "model.safetensors").exists():
-        raise CheckpointError(f"the mini zoo's base model is missing: {folder} (build it with "
-                              "`python -m reprolib.zoo build --profile mini --only base`)")
+        raise CheckpointError(f"the {profile} zoo's base model is missing: {folder} (build it with "
+                              f"`python -m reprolib.zoo build --profile {profile} --only base`)")
     return folder
 
 
@@ -120,7 +120,7 @@ class ToxicityVectors:
     regime and training seed, fine-tuned once and cached under ``root``."""
 
     def __init__(self, base: str | os.PathLike, root: str | os.PathLike = "zoo", settings: TrainSettings | None = None,
-                 progress: bool = True, **overrides):
+                 progress: bool = True, folder: str | os.PathLike | None = None, **overrides):
         base = Path(base)
         if not (base / "model.safetensors").is_file() or not (base / "config.json").is_file():
             raise CheckpointError(f"base model folder {str(base)!r} has no model.safetensors and config.json "
@@ -128,7 +128,9 @@ class ToxicityVectors:
         self.base, self.progress = base, progress
         self.settings = replace(settings or TrainSettings(), **overrides)
         self.base_hash = _sha(base / "model.safetensors")[:12]
-        self.root = Path(root) / f"toxicity-{self.base_hash}"
+        # ``folder``: where the vectors go (``open_toxicity``: <zoo root>/toxicity-<profile>); the
+        # base's hash is in every vector's hash, so one folder can hold several bases' vectors
+        self.root = Path(folder) if folder is not None else Path(root) / f"toxicity-{self.base_hash}"
         self._model = self._tokenizer = None
 
     def model(self):
@@ -355,3 +357,95 @@ def table4(runs: NegationRuns):
 def table9(runs: NegationRuns):
     """Table 9: α = 1."""
     return evidence(runs, ("1.0",))
+
+
+# ----------------------------------------------------------------------------- the chapter's entry
+
+
+@dataclass
+class Toxicity:
+    """The toxicity track of one zoo profile: its vectors (``build``), their evaluation per seed
+    (``runs``, cached), the Evidence (``evidence``) and provenance (``provenance``)."""
+
+    profile: str
+    vectors: ToxicityVectors
+    runs: NegationRuns
+
+    def build(self) -> None:
+        """Every seed's task vectors in every regime, fine-tuned where missing (cached by hash)."""
+        self.vectors.build(self.runs.seeds)
+
+    def evaluate(self) -> None:
+        """Every seed's results (cached per seed in the ResultCache)."""
+        self.build()
+        self.runs.build()
+
+    def evidence(self, coefs=("1.0", "grid"), finetuned: bool = True):
+        """Columns method, coef, seed, alpha, toxic_rate, toxic_score, ppl; per-item values (see :func:`evidence`)."""
+        return evidence(self.runs, coefs, finetuned)
+
+    def pretrained_rate(self) -> dict:
+        return pretrained_rate(self.runs)
+
+    def provenance(self) -> dict:
+        """The base, the vectors' hashes and files with their training records, the settings and each
+        seed's evaluation seconds (from the cached results)."""
+        seeds = self.runs.seeds
+        return {"profile": self.profile, "base": str(self.vectors.base), "base_sha256": self.vectors.base_hash,
+                "vectors": {r: {"hash": self.vectors.key(r),
+                                "seeds": {s: self.vectors.provenance(r, s) for s in seeds if self.vectors.has(r, s)}}
+                            for r in REGIMES},
+                "train_settings": asdict(self.vectors.settings), "eval_settings": asdict(self.runs.settings),
+                "eval_seconds": {s: self.runs.result(s).get("seconds") for s in seeds}, "runs_version": RUNS_VERSION}
+
+
+def open_toxicity(profile: str = "mini", zoo_root: str = "zoo", n_seeds: int = 3, train: dict | None = None,
+                  cache_dir: str | None = "results/cache", progress: bool = True, **settings) -> Toxicity:
+    """The toxicity track on zoo ``profile``'s base: vectors under ``<zoo_root>/toxicity-<profile>/``
+    (by hash), ``n_seeds`` training seeds, ``train``: TrainSettings overrides, ``settings``:
+    EvalSettings fields (``grid``, ``n_samples``, ``score_samples`` …); results cached per seed in
+    ``ResultCache(cache_dir, "taujp_toxicity")`` (None: not cached). Builds nothing until asked."""
+    from reprolib.cache import ResultCache
+    from reprolib.paths import project_path
+
+    if n_seeds < 1:
+        raise ValueError(f"parameter 'n_seeds' = {n_seeds} must be >= 1")
+    unknown = set(settings) - set(EvalSettings.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"open_toxicity: unknown evaluation settings {sorted(unknown)} "
+                         f"(known: {sorted(EvalSettings.__dataclass_fields__)})")
+    root = project_path(zoo_root)
+    vectors = ToxicityVectors(mini_base(root, profile), folder=root / f"toxicity-{profile}", progress=progress,
+                              **(train or {}))
+    cache = None if cache_dir is None else ResultCache(project_path(cache_dir), "taujp_toxicity")
+    runs = NegationRuns(vectors, list(range(n_seeds)), EvalSettings(**settings), cache=cache, progress=progress)
+    return Toxicity(profile, vectors, runs)
+
+
+def main(argv=None) -> None:
+    """``python -m reprolib.text.toxicity --profile mini --seeds 3``: build the task vectors (and, with
+    ``--evaluate``, every seed's results into the cache)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m reprolib.text.toxicity", description=main.__doc__)
+    ap.add_argument("--profile", default="mini")
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds 0 … n−1")
+    ap.add_argument("--zoo-root", default="zoo", help="the zoo (its base is read; vectors go to <root>/toxicity-<profile>)")
+    ap.add_argument("--evaluate", action="store_true", help="also evaluate every seed (cached)")
+    ap.add_argument("--cache-dir", default="results/cache")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    tox = open_toxicity(args.profile, args.zoo_root, args.seeds, cache_dir=args.cache_dir)
+    t0 = time.perf_counter()
+    tox.build()
+    print(f"toxicity vectors ({args.profile}, seeds 0–{args.seeds - 1}) in {tox.vectors.root}: "
+          f"{time.perf_counter() - t0:.1f} s")
+    if args.evaluate:
+        t0 = time.perf_counter()
+        tox.evaluate()
+        print(f"evaluated in {time.perf_counter() - t0:.1f} s; results cached in {args.cache_dir}")
+
+
+if __name__ == "__main__":
+    main()
