@@ -25,9 +25,10 @@ NOTEBOOK_PARAMS = {   # non-default parameters of each chapter notebook
     "ptm": {"omega_curve": [0.3, 0.7, 1.0], "omega_grid": [0.5, 1.0], "val_size": 5},
     "taujp": {"n_seeds": 3, "penalty": 0.2, "addition_grid": [0.0, 0.5, 1.0], "negation_grid": [0.0, 1.5, 3.0],
               "eval_size": 16, "val_size": 16, "sizes": ["nano"], "fig3_steps": 110, "timing_iterations": 2},
+    "taujp_text": {"n_seeds": 2, "n_samples": 6, "ppl_texts": 3, "grid": [0.0, 1.5, 3.0]},
     "taujp_beyond": {"n_items": 4, "unit": "example", "n_boot": 200},
 }
-RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm", "taujp": "taujp", "taujp_beyond": "taujp_beyond"}      # results folder of each notebook (the others: lata)
+RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm", "taujp": "taujp", "taujp_text": "taujp_text", "taujp_beyond": "taujp_beyond"}      # results folder of each notebook (the others: lata)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def _outputs(nb, mime):
 
 
 def test_every_chapter_notebook_is_tested():
-    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3", "ptm", "taujp", "taujp_beyond"} == set(NOTEBOOK_PARAMS)
+    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3", "ptm", "taujp", "taujp_text", "taujp_beyond"} == set(NOTEBOOK_PARAMS)
 
 
 def _cells_code_lines(nb) -> list[int]:
@@ -382,6 +383,35 @@ def _taujp_variants(res, params, zoo, out, test):
     assert first.taujp == pytest.approx(linear.taujp(first.a, first.b), rel=1e-4)
     taujps = pd.read_csv(res / "pairs.csv").query("method == 'linear' and seed == 1")
     assert first.taujp == pytest.approx(taujps.taujp.max(), rel=1e-4)          # the most interfering pair
+
+
+def test_taujp_text_notebook(executed, tiny_zoo):
+    """The τJp text page on the tiny base with two seeds, few samples and a coarse grid: every chosen α on
+    the grid and within the rule on the stored curve, a stored perplexity recomputed here from the cached
+    vector, every text claim with a verdict."""
+    import pandas as pd
+
+    from reprolib.chapters import taujp_text as X
+    from reprolib.text import negation as N
+    from reprolib.text.toxicity import open_toxicity
+
+    nb, res = executed["taujp_text"]
+    params = NOTEBOOK_PARAMS["taujp_text"]
+    rows = pd.read_csv(res / "toxicity.csv")
+    assert set(rows.seed) == {0, 1} and set(rows.method) == {"pretrained", "nonlinear", "linear", "ties", "ours"}
+    assert set(rows[rows.coef == "grid"].alpha) <= set(params["grid"]) and (rows[rows.coef == "1.0"].alpha == 1.0).all()
+    assert rows.toxic_rate.between(0, 100).all() and rows.toxic_score.between(0, 1).all()
+    tox = open_toxicity("tiny", str(tiny_zoo.root.parent), 2, cache_dir=None, progress=False, grid=tuple(params["grid"]),
+                        n_samples=params["n_samples"], ppl_texts=params["ppl_texts"], score_samples=params["n_samples"])
+    fresh = tox.runs._compute(1)                          # seed 1 evaluated again, nothing read from the cache
+    row = rows[(rows.method == "ours") & (rows.coef == "1.0") & (rows.seed == 1)].iloc[0]
+    assert row.ppl == pytest.approx(N.ppl_of(fresh["methods"]["ours"]["1.0"]["ppl"]), rel=1e-6)
+    summary = json.loads((res / "summary.json").read_text())
+    verdicts = {c["claim"]: c for c in summary["claims"]}
+    assert {"table4_toxicity", "table9_perplexity"} <= set(verdicts) <= set(X.CLAIMS.claims)
+    assert all(verdicts[c]["seeds"] == 2 for c in ("table4_toxicity", "table9_perplexity"))
+    html = "\n".join(_outputs(nb, "text/html")) + "\n".join("".join(x) for x in _outputs(nb, "text/markdown"))
+    assert "toxic rate % paper" in html
 
 
 def test_taujp_beyond_notebook(executed, tiny_zoo):

@@ -237,7 +237,8 @@ def test_runs_give_tables_4_and_9_with_per_item_values(vectors):
     assert set(t4.rows["coef"]) == {"-", "grid"} and set(t9.rows["coef"]) == {"-", "1.0"}
     assert (t9.rows.loc[t9.rows["coef"] == "1.0", "alpha"] == 1.0).all()
     r = runs.result(0)
-    ppl0 = N.ppl_of(r["pretrained"]["ppl"])
+    ppl0 = r["pretrained"]["select_ppl"]                 # θ0 on the paragraphs α is chosen on (not those reported)
+    assert ppl0 != N.ppl_of(r["pretrained"]["ppl"])
     for m in TX.METHODS:                                  # the chosen α obeys the rule on the stored curve
         curve = {float(a): p for a, p in r["methods"][m]["curve"].items()}
         assert r["methods"][m]["alpha"] == N.select_alpha(curve, ppl0, settings.ppl_tolerance)
