@@ -13,7 +13,7 @@ from reprolib import taujp as T
 from reprolib.errors import CheckpointError
 from reprolib.text import tasks as X
 from reprolib.text.model import PAD, load_encoder
-from reprolib.text.zoo import PROFILES, TextZoo
+from reprolib.text.zoo import PROFILES, TextZoo, main
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +120,9 @@ def test_task_vectors_cached_byte_identical_and_keyed_by_their_settings(zoo, lm_
 def test_missing_base_and_bad_settings_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match=r"tiny/base-[0-9a-f]{12}.*python -m reprolib.zoo build --profile tiny"):
         TextZoo("tiny", root=tmp_path / "empty", progress=False).pretrained()
+    with pytest.raises(CheckpointError, match="missing"):
+        main(["--profile", "tiny", "--root", str(tmp_path / "empty"), "--seeds", "1", "--threads", "1"])
+    assert not (tmp_path / "empty").exists()                        # nothing written
     with pytest.raises(ValueError, match="unknown text profile"):
         TextZoo("huge")
     with pytest.raises(ValueError, match="cannot be overridden"):

@@ -48,16 +48,22 @@ class TextProfile:
     seed: int = 0                # the task generators' seed
     # fine-tuning (every task, every regime): AdamW, constant rate, the head frozen
     ft_steps: int = 100
-    ft_lr: float = 1e-4
-    ft_batch: int = 32
-    penalty: float = 0.1         # λ of Eq. 10 (the linear_taujp regime)
-    reg_batch: int = 8           # prompts of the other task per penalty step: 1/4 of the batch, as the paper for NLP
+    ft_lr: float = 3e-4
+    ft_batch: int = 16
+    penalty: float = 1e-3        # λ of Eq. 10 (the linear_taujp regime)
+    reg_batch: int = 4           # prompts of the other task per penalty step: 1/4 of the batch, as the paper for NLP
 
 
 FINETUNE_FIELDS = ("ft_steps", "ft_lr", "ft_batch", "penalty", "reg_batch")
 REGIMES = ("nonlinear", "linear", "linear_taujp")      # Tables 3 and 8
 READS = {"nonlinear": FINETUNE_FIELDS[:3], "linear": FINETUNE_FIELDS[:3], "linear_taujp": FINETUNE_FIELDS}
 
+# mini (measured on one seed, 1 thread, bench/experiments/text_zoo_measure.py): every task well above θ0 and
+# chance after 100 steps of batch 16 at 3e-4 in every regime (MRPC and RTE, the pair tasks, reach ~70–75 %;
+# at batch 16 / 1e-3 and for linear FT at 1e-3 nothing was learnt); λ from the paper's grid {1e-3, 1e-2,
+# 1e-1}, chosen on validation as B.1 (CoLA's own accuracy and four-task addition both pick 1e-3). CPU
+# time per step (1 thread): 0.07 s non-linear, 0.17 s linear, 0.22 s linear + τJp, so 4 tasks × 3 regimes
+# × 3 seeds ≈ 12 × 100 × 0.465 s ≈ 560 s on one free core.
 PROFILES = {
     "tiny": TextProfile("tiny", lm_profile="tiny", n_train=64, ft_steps=4, ft_lr=1e-3, ft_batch=8, reg_batch=2),
     "mini": TextProfile("mini", lm_profile="mini"),
