@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--root", required=True)
     ap.add_argument("--set", action="append", default=[], help="a fine-tuning override, e.g. ft_lr=3e-4")
     ap.add_argument("--regimes", default=",".join(REGIMES))
+    ap.add_argument("--seed", type=int, default=0, help="the training seed of the task vectors")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -60,7 +61,7 @@ def main() -> None:
     overrides = {k: (int(v) if k in ("ft_steps", "ft_batch", "reg_batch") else float(v))
                  for k, v in (s.split("=", 1) for s in args.set)}
     t0 = time.perf_counter()
-    result = measure(TextZoo(args.profile, root=args.root, progress=True, **overrides), args.regimes.split(","))
+    result = measure(TextZoo(args.profile, root=args.root, progress=True, **overrides), args.regimes.split(","), seed=args.seed)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
