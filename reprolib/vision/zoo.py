@@ -15,9 +15,10 @@ Cached like the language zoo: ``<root>/vision-<profile>/pretrained-<hash>/`` hol
 ``heads.safetensors`` and ``provenance.json``; ``tv-<hash>/<regime>_s<seed>.safetensors`` (one hash per
 regime, over the settings that regime reads) holds the
 eight task vectors of one regime and seed (keys ``<task>.<parameter>``) beside a ``.json`` of its
-provenance (losses, seconds, settings). Each hash covers everything its bytes depend on (profile,
-fine-tuning settings, θ0's hash, a fingerprint of the task generators' output); files are written
-to a temporary name and renamed, and the same seed gives the same bytes.
+provenance (losses, seconds, settings), through the task-vector store shared with the text zoo
+(``reprolib.taskvectors``). Each hash covers everything its bytes depend on (profile, fine-tuning
+settings, θ0's hash, a fingerprint of the task generators' output); files are written to a
+temporary name and renamed, and the same seed gives the same bytes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from reprolib.taskvectors import TaskVectorStore, config_hash
+from reprolib.taskvectors import main as main_of
 from reprolib.vision import tasks as V
 from reprolib.vision.model import TinyViT
 
@@ -123,9 +126,12 @@ def _training_data(n: int, seed: int) -> tuple[dict, torch.Tensor]:
     return data, torch.from_numpy(V.control_set(n, seed, "train")[0])
 
 
-class VisionZoo:
+class VisionZoo(TaskVectorStore):
     """``VisionZoo('mini').pretrained()`` → (backbone θ0, {task: frozen head}, the control task's
-    ``rotation`` head included); ``task_vectors(regime, seed)`` → {task: τ}; each built once and cached."""
+    ``rotation`` head included); ``task_vectors(regime, seed)`` → {task: τ}; each built once and cached
+    (the task-vector files: :class:`reprolib.taskvectors.TaskVectorStore`)."""
+
+    REGIMES, ALL_REGIMES, READS, KIND = REGIMES, ALL_REGIMES, READS, "vision zoo"
 
     def __init__(self, profile: str | VisionProfile = "mini", root: str | os.PathLike = "zoo", progress: bool = True,
                  **overrides):
@@ -141,8 +147,7 @@ class VisionZoo:
 
     def key(self) -> str:
         p = {k: v for k, v in asdict(self.profile).items() if k not in FINETUNE_FIELDS}   # θ0 does not read them
-        config = {"profile": p, "data": data_fingerprint(), "version": 2}
-        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+        return config_hash({"profile": p, "data": data_fingerprint(), "version": 2})
 
     def folder(self) -> Path:
         return self.root / f"pretrained-{self.key()}"
@@ -213,61 +218,22 @@ class VisionZoo:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    # ------------------------------------------------------------------ task vectors
+    # ------------------------------------------------------------------ task vectors (reprolib.taskvectors)
 
-    def settings(self, regime: str) -> dict:
-        """The fine-tuning settings ``regime`` reads (the penalty's only for ``linear_taujp``)."""
-        if regime not in ALL_REGIMES:
-            raise ValueError(f"parameter 'regime' = {regime!r} is not one of {ALL_REGIMES}")
-        return {k: getattr(self.profile, k) for k in READS[regime]}
-
-    def tv_key(self, regime: str) -> str:
-        """One regime's task vectors' hash: θ0's, the settings the regime reads and the fine-tuning code's
-        version (another λ re-fine-tunes only the penalised regime)."""
+    def tv_config(self, regime: str) -> dict:
+        """θ0's hash, the settings the regime reads and the fine-tuning code's version."""
         from reprolib.vision import finetune
 
-        config = {"pretrained": self.key(), "regime": regime, "finetune": self.settings(regime),
-                  "n_train": self.profile.n_train, "version": finetune.VERSION}
-        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+        return {"pretrained": self.key(), "regime": regime, "finetune": self.settings(regime),
+                "n_train": self.profile.n_train, "version": finetune.VERSION}
 
-    def tv_keys(self, regimes=REGIMES) -> dict[str, str]:
-        return {r: self.tv_key(r) for r in regimes}
-
-    def tv_file(self, regime: str, seed: int) -> Path:
-        return self.root / f"tv-{self.tv_key(regime)}" / f"{regime}_s{seed}.safetensors"
-
-    def has(self, regime: str, seed: int) -> bool:
-        return self.tv_file(regime, seed).exists()
-
-    def task_vectors(self, regime: str, seed: int) -> dict[str, dict[str, torch.Tensor]]:
-        """{task: τ over the backbone} for ``regime`` and training ``seed`` (built and cached when missing)."""
-        from safetensors.torch import load_file
-
-        path = self.tv_file(regime, seed)
-        if not path.exists():
-            self._build_vectors(regime, seed, path)
-        out: dict[str, dict[str, torch.Tensor]] = {}
-        for key, value in load_file(path).items():
-            task, name = key.split(".", 1)
-            out.setdefault(task, {})[name] = value
-        return out
-
-    def provenance(self, regime: str, seed: int) -> dict:
-        return json.loads(self.tv_file(regime, seed).with_suffix(".json").read_text())
-
-    def build(self, seeds, regimes=ALL_REGIMES) -> None:
-        """Every missing (regime, seed), with a progress bar (``python -m reprolib.vision.zoo``)."""
-        from tqdm.auto import tqdm
-
-        todo = [(r, s) for s in seeds for r in regimes if not self.has(r, s)]
-        for regime, seed in tqdm(todo, desc=f"vision zoo {self.profile.name}: fine-tuning", disable=not self.progress):
-            self.task_vectors(regime, seed)
-
-    def _finetune_all(self, regime: str, seed: int, backbone, heads, data, control):
+    def _finetune_all(self, regime: str, seed: int):
         """(name, (τ, losses)) for every vector of ``regime``: each task's (T_orth per the regime), or MTL's one."""
         from reprolib.vision.finetune import finetune, finetune_mtl
 
         p = self.profile
+        backbone, heads = self.pretrained()
+        data, control = _training_data(p.n_train, p.seed)
         if regime == "mtl":
             yield "mtl", finetune_mtl(backbone, heads, data, steps=p.ft_steps, lr=p.ft_lr, seed=seed * 1000 + 999,
                                       batch=p.ft_batch)
@@ -284,59 +250,10 @@ class VisionZoo:
                                  penalty=p.penalty if penalised else 0.0, reg_batch=p.reg_batch,
                                  schedule="strict" if regime == "linear_taujp_strict" else "cyclical")
 
-    def _build_vectors(self, regime: str, seed: int, path: Path) -> None:
-        from safetensors.torch import save_file
-
-        from reprolib.io import package_versions
-        p = self.profile
-        backbone, heads = self.pretrained()
-        t0 = time.perf_counter()
-        data, control = _training_data(p.n_train, p.seed)
-        flat, record = {}, {}
-        for name, (tau, losses) in self._finetune_all(regime, seed, backbone, heads, data, control):
-            flat.update({f"{name}.{k}": v.contiguous() for k, v in tau.items()})
-            record[name] = {"first_loss": losses[0], "final_loss": float(np.mean(losses[-20:]))}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex[:6]
-        tmp, tmp_json = path.with_name(f".{path.name}.{tag}"), path.with_name(f".{path.stem}.{tag}.json")
-        try:
-            save_file(flat, tmp)
-            prov = {"regime": regime, "seed": seed, "hash": self.tv_key(regime), "pretrained": self.key(),
-                    "settings": self.settings(regime), "losses": record,
-                    "seconds": round(time.perf_counter() - t0, 1), "versions": package_versions(),
-                    "built": time.strftime("%Y-%m-%d")}
-            tmp_json.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
-            os.replace(tmp_json, path.with_suffix(".json"))
-            os.replace(tmp, path)                 # last: the .safetensors marks the pair complete
-        except BaseException:
-            for f in (tmp, tmp_json):
-                f.unlink(missing_ok=True)
-            raise
-
 
 def main(argv=None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m reprolib.vision.zoo",
-                                     description="Build the vision zoo (θ0 and every task vector) for the τJp chapter.")
-    parser.add_argument("--profile", default="mini", choices=sorted(PROFILES))
-    parser.add_argument("--root", default="zoo")
-    parser.add_argument("--seeds", type=int, default=3, help="training seeds 0 … n−1")
-    parser.add_argument("--regimes", default=",".join(ALL_REGIMES),
-                        help=f"comma-separated, of {', '.join(ALL_REGIMES)} (default: all)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    regimes = tuple(r for r in args.regimes.split(",") if r)
-    unknown = sorted(set(regimes) - set(ALL_REGIMES))
-    if unknown:
-        parser.error(f"--regimes: unknown {unknown} (known: {', '.join(ALL_REGIMES)})")
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    zoo = VisionZoo(args.profile, root=args.root)
-    zoo.pretrained()
-    zoo.build(range(args.seeds), regimes)
-    print(f"vision zoo {args.profile}: ready in {time.perf_counter() - t0:.0f} s ({zoo.root}, task vectors "
-          + ", ".join(f"{r} tv-{k}" for r, k in zoo.tv_keys(regimes).items()) + ")")
+    main_of(VisionZoo, PROFILES, "python -m reprolib.vision.zoo",
+            "Build the vision zoo (θ0 and every task vector) for the τJp chapter.", argv)
 
 
 if __name__ == "__main__":
