@@ -32,6 +32,40 @@ def config_hash(config: Mapping) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def save_with_provenance(path: Path, tensors: dict, provenance: dict) -> None:
+    """``tensors`` to ``path`` (safetensors) and ``provenance`` beside it (``.json``), each written under a
+    temporary name and renamed, the ``.json`` first: the ``.safetensors`` marks a complete pair, and a
+    failure leaves nothing half-written."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:6]
+    tmp, tmp_json = path.with_name(f".{path.name}.{tag}"), path.with_name(f".{path.stem}.{tag}.json")
+    try:
+        save_file(tensors, tmp)
+        tmp_json.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp_json, path.with_suffix(".json"))
+        os.replace(tmp, path)
+    except BaseException:
+        for f in (tmp, tmp_json):
+            f.unlink(missing_ok=True)
+        raise
+
+
+def resolve_profile(kind: str, profile, profiles: Mapping, fields, overrides: dict):
+    """A zoo's profile by name (or as given) with ``overrides`` of the fine-tuning ``fields`` applied; an
+    unknown name or field is an error naming it."""
+    from dataclasses import replace
+
+    if isinstance(profile, str) and profile not in profiles:
+        raise ValueError(f"unknown {kind} profile {profile!r} (known: {', '.join(profiles)})")
+    profile = profiles[profile] if isinstance(profile, str) else profile
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(f"{kind} zoo: {unknown} cannot be overridden (fine-tuning settings: {', '.join(fields)})")
+    return replace(profile, **overrides)
+
+
 class TaskVectorStore:
     """Task vectors per (regime, seed), fine-tuned once and cached (see the module docstring)."""
 
@@ -105,8 +139,6 @@ class TaskVectorStore:
             self.task_vectors(regime, seed)
 
     def _build_vectors(self, regime: str, seed: int, path: Path) -> None:
-        from safetensors.torch import save_file
-
         from reprolib.io import package_versions
 
         t0 = time.perf_counter()
@@ -114,22 +146,10 @@ class TaskVectorStore:
         for name, (tau, losses) in self._finetune_all(regime, seed):
             flat.update({f"{name}.{k}": v.contiguous() for k, v in tau.items()})
             record[name] = {"first_loss": losses[0], "final_loss": float(np.mean(losses[-20:]))}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex[:6]
-        tmp, tmp_json = path.with_name(f".{path.name}.{tag}"), path.with_name(f".{path.stem}.{tag}.json")
-        try:
-            save_file(flat, tmp)
-            prov = {"regime": regime, "seed": seed, "hash": self.tv_key(regime), "pretrained": self.key(),
-                    "settings": self.settings(regime), "losses": record,
-                    "seconds": round(time.perf_counter() - t0, 1), "versions": package_versions(),
-                    "built": time.strftime("%Y-%m-%d")}
-            tmp_json.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
-            os.replace(tmp_json, path.with_suffix(".json"))
-            os.replace(tmp, path)                 # last: the .safetensors marks the pair complete
-        except BaseException:
-            for f in (tmp, tmp_json):
-                f.unlink(missing_ok=True)
-            raise
+        save_with_provenance(path, flat, {"regime": regime, "seed": seed, "hash": self.tv_key(regime),
+                                          "pretrained": self.key(), "settings": self.settings(regime), "losses": record,
+                                          "seconds": round(time.perf_counter() - t0, 1), "versions": package_versions(),
+                                          "built": time.strftime("%Y-%m-%d")})
 
 
 def main(zoo_class, profiles: Mapping, prog: str, description: str, argv=None) -> None:

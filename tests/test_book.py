@@ -200,7 +200,7 @@ def test_scoreboard_lists_every_claim_once_with_the_pages_verdicts(executed):
     results = next(iter(executed.values()))[1].parent.parent
     rows = scoreboard.collect(results, "tiny")
     pages = {}
-    for stem in ("lata_learning", "lata_forgetting", "m3", "ptm", "taujp"):
+    for stem in ("lata_learning", "lata_forgetting", "m3", "ptm", "taujp", "taujp_text"):
         nb, res = executed[stem]
         name = "forgetting_summary.json" if stem == "lata_forgetting" else "summary.json"
         pages.update({c["claim"]: c["verdict"] for c in json.loads((res / name).read_text())["claims"]})

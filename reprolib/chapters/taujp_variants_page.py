@@ -32,7 +32,6 @@ def open_variants(ch, runs: R.VisionRuns, sizes=("micro",), progress: bool = Tru
     """The variants' runs: the chapter's zoo in the incremental, strict and MTL regimes, and every other
     vision profile in ``sizes`` (Table 7's model sizes) in non-linear FT, linear FT, ours and MTL, each
     built where missing (fine-tuning) and evaluated on the chapter's settings."""
-    from reprolib.cache import ResultCache
     from reprolib.vision.zoo import PROFILES, VisionZoo
 
     sizes = list(sizes or [])

@@ -193,12 +193,9 @@ GENERATORS = {"mrpc": _mrpc, "rte": _rte, "cola": _cola, "sst2": _sst2}
 
 
 def _check(task: str, split: str, n: int) -> None:
-    if task not in TASKS:
-        raise ValueError(f"unknown text task {task!r} (known: {', '.join(TASKS)})")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if n < 1:
-        raise ValueError(f"parameter 'n' = {n} must be >= 1")
+    from reprolib.vision.tasks import check_request
+
+    check_request("text", task, TASKS, split, SPLITS, n)
 
 
 def make_texts(task: str, n: int, seed: int = 0, split: str = "train") -> tuple[list[str], np.ndarray]:

@@ -35,13 +35,13 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from reprolib.taskvectors import save_with_provenance
 from reprolib.errors import CheckpointError
 from reprolib.text import toxic_data as X
 
@@ -104,11 +104,9 @@ def mini_base(root: str | os.PathLike = "zoo", profile: str = "mini") -> Path:
 
 
 def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from reprolib.io import sha256_file
+
+    return sha256_file(path)
 
 
 def _key(obj) -> str:
@@ -189,7 +187,6 @@ class ToxicityVectors:
             self.task_vector(regime, seed)
 
     def _build(self, regime: str, seed: int, path: Path) -> None:
-        from safetensors.torch import save_file
 
         from reprolib.io import package_versions
         from reprolib.text.lm_finetune import control_windows, finetune_lm
@@ -199,22 +196,11 @@ class ToxicityVectors:
         tau, record = finetune_lm(self.model(), tok, X.toxic_comments(s.n_comments, 0, "train"), regime, steps=s.steps,
                                   lr=s.lr, seed=seed, batch=s.batch, control=control, penalty=s.penalty,
                                   reg_batch=s.reg_batch, max_len=s.max_len)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex[:6]
-        tmp, tmp_json = path.with_name(f".{path.name}.{tag}"), path.with_name(f".{path.stem}.{tag}.json")
-        try:
-            save_file({k: v.contiguous() for k, v in tau.items()}, tmp)
-            prov = {"regime": regime, "seed": seed, "hash": self.key(regime), "base": str(self.base),
-                    "base_sha256": self.base_hash, "settings": self.reads(regime), "data": X.fingerprint(),
-                    "train": record, "threads": torch.get_num_threads(), "versions": package_versions(),
-                    "built": time.strftime("%Y-%m-%d")}
-            tmp_json.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
-            os.replace(tmp_json, path.with_suffix(".json"))
-            os.replace(tmp, path)                  # last: the .safetensors marks the pair complete
-        except BaseException:
-            for f in (tmp, tmp_json):
-                f.unlink(missing_ok=True)
-            raise
+        save_with_provenance(path, {k: v.contiguous() for k, v in tau.items()},
+                             {"regime": regime, "seed": seed, "hash": self.key(regime), "base": str(self.base),
+                              "base_sha256": self.base_hash, "settings": self.reads(regime), "data": X.fingerprint(),
+                              "train": record, "threads": torch.get_num_threads(), "versions": package_versions(),
+                              "built": time.strftime("%Y-%m-%d")})
 
 
 # ----------------------------------------------------------------------------- evaluation

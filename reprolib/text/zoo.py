@@ -25,14 +25,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from reprolib.errors import CheckpointError
-from reprolib.taskvectors import TaskVectorStore, config_hash
+from reprolib.taskvectors import TaskVectorStore, config_hash, resolve_profile
 from reprolib.taskvectors import main as main_of
 from reprolib.text import tasks as X
 from reprolib.text.model import TextEncoder, label_heads, load_encoder
@@ -97,13 +97,7 @@ class TextZoo(TaskVectorStore):
 
     def __init__(self, profile: str | TextProfile = "mini", root: str | os.PathLike = "zoo", progress: bool = True,
                  **overrides):
-        if isinstance(profile, str) and profile not in PROFILES:
-            raise ValueError(f"unknown text profile {profile!r} (known: {', '.join(PROFILES)})")
-        profile = PROFILES[profile] if isinstance(profile, str) else profile
-        unknown = sorted(set(overrides) - set(FINETUNE_FIELDS))
-        if unknown:
-            raise ValueError(f"text zoo: {unknown} cannot be overridden (fine-tuning settings: {', '.join(FINETUNE_FIELDS)})")
-        self.profile = replace(profile, **overrides)
+        self.profile = resolve_profile("text", profile, PROFILES, FINETUNE_FIELDS, overrides)
         self.lm_root = Path(root)
         self.root = Path(root) / f"text-{self.profile.name}"
         self.progress = progress

@@ -155,15 +155,20 @@ def _image(task: str, label: int, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
+def check_request(kind: str, task: str, tasks, split: str, splits, n: int) -> None:
+    """A clear error for an unknown task or split, or n < 1 (shared by the vision and text tasks)."""
+    if task not in tasks:
+        raise ValueError(f"unknown {kind} task {task!r} (known: {', '.join(tasks)})")
+    if split not in splits:
+        raise ValueError(f"split must be one of {splits}, got {split!r}")
+    if n < 1:
+        raise ValueError(f"parameter 'n' = {n} must be >= 1")
+
+
 def make_task(task: str, n: int, seed: int = 0, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """``n`` images of ``task`` from ``split``, the labels cycling through the classes (balanced; a
     digit is drawn from the split's images of its class), with mild noise."""
-    if task not in TASKS:
-        raise ValueError(f"unknown vision task {task!r} (known: {', '.join(TASKS)})")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if n < 1:
-        raise ValueError(f"parameter 'n' = {n} must be >= 1")
+    check_request("vision", task, TASKS, split, SPLITS, n)
     images = np.empty((n, 1, SIZE, SIZE), np.float32)
     labels = np.empty(n, np.int64)
     if task.startswith("digits"):

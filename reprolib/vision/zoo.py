@@ -30,14 +30,14 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from reprolib.taskvectors import TaskVectorStore, config_hash
+from reprolib.taskvectors import TaskVectorStore, config_hash, resolve_profile
 from reprolib.taskvectors import main as main_of
 from reprolib.vision import tasks as V
 from reprolib.vision.model import TinyViT
@@ -135,13 +135,7 @@ class VisionZoo(TaskVectorStore):
 
     def __init__(self, profile: str | VisionProfile = "mini", root: str | os.PathLike = "zoo", progress: bool = True,
                  **overrides):
-        if isinstance(profile, str) and profile not in PROFILES:
-            raise ValueError(f"unknown vision profile {profile!r} (known: {', '.join(PROFILES)})")
-        profile = PROFILES[profile] if isinstance(profile, str) else profile
-        unknown = sorted(set(overrides) - set(FINETUNE_FIELDS))
-        if unknown:
-            raise ValueError(f"vision zoo: {unknown} cannot be overridden (fine-tuning settings: {', '.join(FINETUNE_FIELDS)})")
-        self.profile = replace(profile, **overrides)
+        self.profile = resolve_profile("vision", profile, PROFILES, FINETUNE_FIELDS, overrides)
         self.root = Path(root) / f"vision-{self.profile.name}"
         self.progress = progress
 
