@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 
@@ -429,10 +430,10 @@ def test_taujp_beyond_notebook(executed, tiny_zoo):
     groups, rho = pd.read_csv(res / "groups.csv"), pd.read_csv(res / "correlations.csv")
     assert set(groups.chapter) == {"lata", "m3", "ptm"} and set(groups["size"]) == {2, 3}
     assert (groups.taujp > 0).all() and groups.cosine.between(-1, 1).all()
-    again = B.correlations(B.Evidence(groups), params["n_boot"])
-    first = rho.iloc[0]
-    match = again[(again.target == first.target) & (again.groups == first.groups) & (again.predictor == first.predictor)].iloc[0]
-    assert first.rho == pytest.approx(match.rho) and first.n_groups == match.n_groups == groups.group.nunique()
+    again = B.correlations(B.Evidence(groups), params["n_boot"], strata="theta0")      # recomputed from the stored rows
+    both = rho.merge(again, on=["target", "groups", "predictor"], suffixes=("", "_again"))
+    assert len(both) == len(rho) == len(again) and np.allclose(both.rho, both.rho_again, equal_nan=True)
+    assert (both[both.groups == "all groups"].n_groups == groups.group.nunique()).all()
     # one LATA pair's τJp, recomputed from the zoo's checkpoints on the same items
     from reprolib.kit import open_chapter
     from reprolib.cache import ResultCache
