@@ -355,6 +355,11 @@ def _grid(g, method: str, column: str) -> float:
     return only(g, "variants", method=method, coef="grid")[column]
 
 
+def _grid_gap(hi: str, lo: str, column: str):
+    """The statistic ``hi`` − ``lo`` of ``column`` at the grid-searched coefficients (one seed's records)."""
+    return lambda g: _grid(g, hi, column) - _grid(g, lo, column)
+
+
 @CLAIMS.register("table5_full_best", ("variants",), anchor=f"{PAGE}#table5",
                  how="Table 5 (grid-searched coefficients): (a) 'the highest performance' = ours (full reg.) − "
                      "incremental reg. above 0, and (b) 'substantial improvement over the existing unregularized "
@@ -363,7 +368,7 @@ def _grid(g, method: str, column: str) -> float:
 def table5_full_best(ev):
     rows = ev["variants"]
     parts = [_v(f"table5_full_best/{hi}_{col}", f"{hi} − {lo}, {col}",
-                lambda g, hi=hi, lo=lo, col=col: _grid(g, hi, col) - _grid(g, lo, col), rows)
+                _grid_gap(hi, lo, col), rows)
              for hi, lo in (("ours", "incremental"), ("incremental", "linear")) for col in ("abs", "norm")]
     return all_of("table5_full_best", "full reg. > incremental reg. > no reg.", parts)
 
@@ -386,7 +391,7 @@ def table6_cyclical(ev):
         return 100.0 * (1.0 - sec(g, "ours") / sec(g, "strict"))
 
     parts = [_v(f"table6_cyclical/slightly_{col}", f"strict − cyclical, {col}",
-                lambda g, col=col: _grid(g, "strict", col) - _grid(g, "ours", col), rows, "lower", SLIGHT)
+                _grid_gap("strict", "ours", col), rows, "lower", SLIGHT)
              for col in ("abs", "norm")]
     parts += [_v("table6_cyclical/time_above", "% less time per iteration, cyclical vs strict", saving, timing,
                  "higher", AROUND_80[0]),
@@ -395,7 +400,7 @@ def table6_cyclical(ev):
               _v("table6_cyclical/runtime", "seconds per iteration, cyclical / linear FT",
                  lambda g: sec(g, "ours") / sec(g, "linear"), timing, "lower", COMPARABLE_TIME)]
     parts += [_v(f"table6_cyclical/improves_{col}", f"cyclical − linear FT, {col}",
-                 lambda g, col=col: _grid(g, "ours", col) - _grid(g, "linear", col), rows) for col in ("abs", "norm")]
+                 _grid_gap("ours", "linear", col), rows) for col in ("abs", "norm")]
     return all_of("table6_cyclical", "cyclical: nearly strict's accuracy at linear FT's cost", parts)
 
 

@@ -75,10 +75,12 @@ def _show(fig, path):
 _fmt = pages.fmt
 
 
-def _record(ch, name: str, ev):
-    """Write a section's runs to ``<name>.csv``; return its evidence and the claims' verdicts on it."""
-    ev.rows.to_csv(ch.out / f"{name}.csv", index=False)
-    evidence = {name: ev}
+def _record(ch, name: str, ev, **more):
+    """Write a section's runs to ``<name>.csv`` (and each of ``more``, name → Evidence, to its own);
+    return the evidence and the claims' verdicts on all of it, computed once."""
+    evidence = {name: ev, **more}
+    for n, e in evidence.items():
+        e.rows.to_csv(ch.out / f"{n}.csv", index=False)
     return evidence, ch.verdicts(evidence)
 
 

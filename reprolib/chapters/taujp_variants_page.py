@@ -50,8 +50,9 @@ def open_variants(ch, runs: R.VisionRuns, sizes=("micro",), progress: bool = Tru
     return Variants(main, others)
 
 
-def _paper_vs_ours(ch, table_id: str, ours, columns, method_of, extra=None):
-    """The paper's rows of a one-model table with our means over seeds beside them (grid-searched)."""
+def _paper_vs_ours(ch, table_id: str, ours, columns, method_of, ours_only=()):
+    """The paper's rows of a one-model table with our means over seeds beside them (grid-searched),
+    then a row for each method of ``ours_only`` (no paper row; its columns filled by the caller)."""
     import pandas as pd
 
     mean = ours.groupby("method")[list(columns)].mean()
@@ -63,8 +64,7 @@ def _paper_vs_ours(ch, table_id: str, ours, columns, method_of, extra=None):
             row[f"{c} paper"] = r.get(c)
             row[f"{c} ours"] = float(mean.loc[m, c]) if m in mean.index else None
         rows.append(row)
-    for m, values in (extra or {}).items():
-        rows.append({"setting (paper)": "—", "ours": LABEL.get(m, m), **values})
+    rows += [{"setting (paper)": "—", "ours": LABEL.get(m, m)} for m in ours_only]
     return P._fmt(pd.DataFrame(rows))
 
 
@@ -72,11 +72,8 @@ def tables5_6(ch, runs: R.VisionRuns, variants: Variants, n_iter: int = 20, repe
     """Tables 5–6: the incremental and strict penalties against linear FT and ours (grid-searched
     coefficients), and seconds per iteration measured here."""
     ev = X.variants(R.table1(runs, ch.profile), variants.main, ch.profile)
-    evidence, _ = P._record(ch, "variants", ev)
     timing = X.time_iterations(runs.zoo, n_iter=n_iter, repeats=repeats)
-    more, _ = P._record(ch, "timing", timing)
-    evidence.update(more)
-    verdicts = ch.verdicts(evidence)
+    evidence, verdicts = P._record(ch, "variants", ev, timing=timing)
     grid = ev.rows[ev.rows["coef"] == "grid"]
     t5, t6 = ch.table("table5"), ch.table("table6")
     pages.show_table(f"{t5['ref']} (paper line {t5['line']})", t5["caption"] + f". Ours: the {ch.profile} vision zoo, "
@@ -85,7 +82,7 @@ def tables5_6(ch, runs: R.VisionRuns, variants: Variants, n_iter: int = 20, repe
                      _paper_vs_ours(ch, "table5", grid, ("abs", "norm"), C.VARIANT_OF), pages.table_notes(t5),
                      pages.claim_line(ch, verdicts, "variants", evidence), anchor="table5")
     sec = X.mean_sec(timing)
-    frame = _paper_vs_ours(ch, "table6", grid, ("abs", "norm"), C.VARIANT_OF, {"strict_loop": {}})
+    frame = _paper_vs_ours(ch, "table6", grid, ("abs", "norm"), C.VARIANT_OF, ("strict_loop",))
     frame["sec_per_iter paper"] = [r["sec_per_iter"] for r in t6["rows"]] + [None]
     frame["sec_per_iter ours"] = [sec[C.VARIANT_OF[r["method"]]] for r in t6["rows"]] + [sec["strict_loop"]]
     pages.show_table(f"{t6['ref']} (paper line {t6['line']})", t6["caption"] + f". Ours: seconds per iteration measured "
