@@ -13,7 +13,7 @@ ZOO_GROUPS ?= core,lata,m3,ptm,noise
 VISION_PROFILE ?= $(if $(filter tiny,$(PROFILE)),tiny,mini)
 # Table 7's second model size (its regimes only): nano for PROFILE=tiny, else micro
 VISION_SIZE ?= $(if $(filter tiny,$(PROFILE)),nano,micro)
-# the τJp toxicity vectors (from the language zoo's base; a paper profile's book uses the mini base)
+# the τJp text task vectors and toxicity vectors (from the language zoo's base; a paper profile's book uses the mini base)
 TOX_PROFILE ?= $(if $(filter tiny,$(PROFILE)),tiny,mini)
 
 .PHONY: book chapter html screenshots test bench lab clean zoo zoo-report sandbox
@@ -49,6 +49,7 @@ book: $(STAMP) sandbox
 	$(PY) -m reprolib.vision.zoo --profile $(VISION_PROFILE) --seeds 3
 	$(PY) -m reprolib.vision.zoo --profile $(VISION_SIZE) --seeds 3 --regimes nonlinear,linear,linear_taujp,mtl
 	$(PY) -m reprolib.text.toxicity --profile $(TOX_PROFILE) --seeds 3
+	$(PY) -m reprolib.text.zoo --profile $(TOX_PROFILE) --seeds 3
 	$(PY) -m reprolib book --profile $(PROFILE)
 
 # Re-run one chapter with other parameters, then rebuild the HTML:

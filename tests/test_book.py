@@ -26,7 +26,7 @@ NOTEBOOK_PARAMS = {   # non-default parameters of each chapter notebook
     "ptm": {"omega_curve": [0.3, 0.7, 1.0], "omega_grid": [0.5, 1.0], "val_size": 5},
     "taujp": {"n_seeds": 3, "penalty": 0.2, "addition_grid": [0.0, 0.5, 1.0], "negation_grid": [0.0, 1.5, 3.0],
               "eval_size": 16, "val_size": 16, "sizes": ["nano"], "fig3_steps": 110, "timing_iterations": 2},
-    "taujp_text": {"n_seeds": 2, "n_samples": 6, "ppl_texts": 3, "grid": [0.0, 1.5, 3.0]},
+    "taujp_text": {"n_seeds": 2, "n_samples": 6, "ppl_texts": 3, "grid": [0.0, 1.5, 3.0], "addition_grid": [0.0, 0.5, 1.0]},
     "taujp_beyond": {"n_items": 4, "unit": "example", "n_boot": 200},
 }
 RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm", "taujp": "taujp", "taujp_text": "taujp_text", "taujp_beyond": "taujp_beyond"}      # results folder of each notebook (the others: lata)
@@ -387,10 +387,14 @@ def _taujp_variants(res, params, zoo, out, test):
 
 
 def test_taujp_text_notebook(executed, tiny_zoo):
-    """The τJp text page on the tiny base with two seeds, few samples and a coarse grid: every chosen α on
-    the grid and within the rule on the stored curve, a stored perplexity recomputed here from the cached
-    vector, every text claim with a verdict."""
+    """The τJp text page on the tiny base with two seeds, few samples and coarse grids: every chosen α on
+    its grid, a stored perplexity and the stored Tables 3/8 cells recomputed here from the cached
+    vectors, τJp for every pair, every text claim with a verdict."""
     import pandas as pd
+
+    from reprolib.chapters.taujp_runs import Settings
+    from reprolib.chapters.taujp_variants import AdditionRuns, per_task
+    from reprolib.text.zoo import TextZoo
 
     from reprolib.chapters import taujp_text as X
     from reprolib.text import negation as N
@@ -407,12 +411,27 @@ def test_taujp_text_notebook(executed, tiny_zoo):
     fresh = tox.runs._compute(1)                          # seed 1 evaluated again, nothing read from the cache
     row = rows[(rows.method == "ours") & (rows.coef == "1.0") & (rows.seed == 1)].iloc[0]
     assert row.ppl == pytest.approx(N.ppl_of(fresh["methods"]["ours"]["1.0"]["ppl"]), rel=1e-6)
+    # Tables 3 and 8: seed 1 evaluated again from the cached task vectors (no result cache)
+    glue = pd.read_csv(res / "glue.csv")
+    assert set(glue.seed) == {0, 1} and set(glue.task) == set(X.GLUE_TASKS)
+    assert set(glue.method) == {"pretrained", "individual", "nonlinear", "linear", "ties", "ours"}
+    runs = AdditionRuns(TextZoo("tiny", root=str(tiny_zoo.root.parent), progress=False), [1], None,
+                        Settings(eval_size=6, val_size=6, addition_grid=tuple(params["addition_grid"])),
+                        ("nonlinear", "linear", "ties", "ours"), progress=False, pairs=True)
+    runs._results[1] = fresh = runs._compute(1)
+    assert {fresh["addition"][m]["grid"]["alpha"] for m in runs.methods} <= set(params["addition_grid"])
+    again = per_task(runs).rows.set_index(["method", "coef", "task"])
+    stored = glue[glue.seed == 1].set_index(["method", "coef", "task"])
+    assert np.allclose(stored.loc[again.index, "abs"], again["abs"])
+    assert np.allclose(stored.loc[again.index, "norm"], again["norm"], equal_nan=True)
+    pairs = pd.read_csv(res / "glue_pairs.csv")
+    assert len(pairs) == 2 * 3 * 6 and set(pairs.method) == {"nonlinear", "linear", "ours"} and (pairs.taujp > 0).all()
     summary = json.loads((res / "summary.json").read_text())
     verdicts = {c["claim"]: c for c in summary["claims"]}
-    assert {"table4_toxicity", "table9_perplexity"} <= set(verdicts) <= set(X.CLAIMS.claims)
-    assert all(verdicts[c]["seeds"] == 2 for c in ("table4_toxicity", "table9_perplexity"))
+    assert set(verdicts) == set(X.CLAIMS.claims)
+    assert all(verdicts[c]["seeds"] == 2 for c in verdicts)
     html = "\n".join(_outputs(nb, "text/html")) + "\n".join("".join(x) for x in _outputs(nb, "text/markdown"))
-    assert "toxic rate % paper" in html
+    assert "toxic rate % paper" in html and "Abs. paper" in html
 
 
 def test_taujp_beyond_notebook(executed, tiny_zoo):

@@ -92,3 +92,39 @@ def test_toxicity_claims_hold_and_fail_on_synthetic_tables():
     assert parts["table9_perplexity/linear_hurts_more"] == REPRODUCED
     parts = {p.claim: p.verdict for p in X.table9_perplexity({"toxicity": _tox(ours_score=0.001)}).parts}
     assert parts["table9_perplexity/linear_least_toxic"] == NOT_REPRODUCED      # ours is less toxic than linear FT
+
+
+class _StubRuns:
+    """What :func:`reprolib.chapters.taujp_variants.per_task` reads of AdditionRuns: two tasks, one seed."""
+
+    seeds, tasks, methods = [0], ("cola", "sst2"), ("nonlinear", "ties", "ours")
+
+    def result(self, seed):
+        ones, half = [1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0]
+        addition = {"1.0": {"alpha": 1.0, "correct": {"cola": half, "sst2": ones}},
+                    "grid": {"alpha": 0.5, "correct": {"cola": ones, "sst2": half}}}
+        return {"pretrained": {"cola": [0.0, 0.0, 1.0, 0.0], "sst2": half},
+                "single": {"nonlinear": {"cola": ones, "sst2": [1.0, 1.0, 1.0, 0.0]}, "ours": {"cola": half, "sst2": ones}},
+                "addition": {"nonlinear": addition, "ties": addition, "ours": addition}}
+
+
+def test_per_task_cells_are_tables_3_and_8s_abs_and_norm_with_items():
+    """Abs. is the task's accuracy after addition; Norm. divides it by the task's own fine-tuned accuracy
+    (TIES by the non-linear models', as the paper normalises a merge by its ingredients); the per-item
+    values average to the cells, so the claims' bootstrap resamples what the table shows."""
+    import numpy as np
+
+    from reprolib.chapters.taujp_variants import per_task
+
+    ev = per_task(_StubRuns())
+    rows = ev.rows.set_index(["method", "coef", "task"])
+    assert rows.loc[("pretrained", "-", "cola"), "abs"] == 25.0 and np.isnan(rows.loc[("pretrained", "-", "cola"), "norm"])
+    assert rows.loc[("individual", "-", "sst2"), "abs"] == 75.0
+    assert rows.loc[("nonlinear", "grid", "sst2"), "norm"] == pytest.approx(100 * 0.5 / 0.75)
+    assert rows.loc[("ties", "1.0", "sst2"), "norm"] == pytest.approx(100 * 1.0 / 0.75)       # non-linear singles
+    assert rows.loc[("ours", "grid", "cola"), "norm"] == pytest.approx(200.0)                  # ours' own singles
+    for (row, items) in zip(ev.records(), ev.items):
+        assert np.mean(items["abs"]) == pytest.approx(row["abs"])
+        if "norm" in items:
+            assert np.mean(items["norm"]) == pytest.approx(row["norm"])
+    assert set(ev.item_counts().values()) == {4}

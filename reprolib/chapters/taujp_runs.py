@@ -58,8 +58,8 @@ class VisionRuns:
     def __post_init__(self):
         self.backbone, self.heads = self.zoo.pretrained()
         s = self.settings
-        self.test = _sets("test", s.eval_seed, s.eval_size)
-        self.val = _sets("val", s.eval_seed + 1, s.val_size)
+        self.test = _sets(self.zoo, "test", s.eval_seed, s.eval_size)
+        self.val = _sets(self.zoo, "val", s.eval_seed + 1, s.val_size)
         self._results: dict[int, dict] = {}
 
     def build(self) -> None:
@@ -139,24 +139,23 @@ class VisionRuns:
         return rows
 
 
-def _sets(split: str, seed: int, n: int) -> dict:
-    out = {t: tuple(map(torch.from_numpy, V.make_task(t, n, seed, split))) for t in TASKS}
-    out[V.CONTROL] = tuple(map(torch.from_numpy, V.control_set(n, seed, split)))
-    return out
+def _sets(zoo, split: str, seed: int, n: int) -> dict:
+    """The vision zoo's evaluation sets of ``split`` and the control task's."""
+    return {**zoo.eval_sets(split, n, seed), V.CONTROL: tuple(map(torch.from_numpy, V.control_set(n, seed, split)))}
 
 
 def _items(correct) -> list[float]:
     return [float(x) for x in np.asarray(correct)]
 
 
-def _addition(test: A.Outputs, val: A.Outputs, grid, vectors=None, single_val=None) -> dict:
-    """Task addition at α = 1 and at the α chosen on validation (``single_val``: the single-task
-    validation accuracies it normalises by): per task the correct items."""
-    alpha = A.select_addition(val, TASKS, grid, vectors, single_val)
+def _addition(test: A.Outputs, val: A.Outputs, grid, vectors=None, single_val=None, tasks=TASKS) -> dict:
+    """Task addition of ``tasks`` at α = 1 and at the α chosen on validation (``single_val``: the
+    single-task validation accuracies it normalises by): per task the correct items."""
+    alpha = A.select_addition(val, tasks, grid, vectors, single_val)
     out = {}
     for coef, a in (("1.0", 1.0), ("grid", alpha)):
-        coeffs = {v: a for v in (vectors or TASKS)}
-        out[coef] = {"alpha": a, "correct": {t: _items(test.correct(t, coeffs)) for t in TASKS}}
+        coeffs = {v: a for v in (vectors or tasks)}
+        out[coef] = {"alpha": a, "correct": {t: _items(test.correct(t, coeffs)) for t in tasks}}
     return out
 
 
@@ -184,10 +183,10 @@ def _pct(items) -> list[float]:
 
 
 def _norm_items(correct: dict, single: dict) -> list[float]:
-    """Per item 100 · correct / (the task's single-model accuracy), over every task: their mean is
-    the mean normalised accuracy (the single-model accuracy is taken as fixed)."""
+    """Per item 100 · correct / (the task's single-model accuracy), over every task of ``correct``: their
+    mean is the mean normalised accuracy (the single-model accuracy is taken as fixed)."""
     out = []
-    for t in TASKS:
+    for t in correct:
         s = float(np.mean(single[t]))
         out += [100.0 * x / max(s, 1e-9) for x in correct[t]]
     return out

@@ -27,13 +27,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from reprolib import taujp as T
 from reprolib.chapters import taujp_runs as R
 from reprolib.claims import Evidence
 from reprolib.vision import arithmetic as A
 
-VERSION = 1
-REGIME = {**R.REGIME, "incremental": "linear_taujp_incremental", "strict": "linear_taujp_strict", "mtl": "mtl"}
+VERSION = 2          # 2: θ0's accuracy, TIES, pairs, any zoo's tasks
+REGIME = {**R.REGIME, "ties": "nonlinear", "incremental": "linear_taujp_incremental", "strict": "linear_taujp_strict",
+          "mtl": "mtl"}
 LINEARISED = ("linear", "ours", "incremental", "strict")
+SINGLE = {"ties": "nonlinear"}          # whose fine-tuned accuracies a merged vector is normalised by
 TASKS = R.TASKS
 FIG3_EVERY = 10          # steps between two points of Fig. 3's curves
 FIRST_STEPS = 100        # "within the first 100 steps" (line 412)
@@ -41,7 +44,11 @@ FIRST_STEPS = 100        # "within the first 100 steps" (line 412)
 
 @dataclass
 class AdditionRuns:
-    """Eight-task addition for ``methods`` on one vision zoo (``result(seed)``, cached in ``cache``)."""
+    """Task addition for ``methods`` on one task-vector zoo (vision or text: anything with
+    ``pretrained()``, ``eval_sets(split, n, seed)``, ``task_vectors(regime, seed)``, ``tv_keys``), every
+    task of its evaluation sets; ``result(seed)``, cached in ``cache``. ``ties`` merges the non-linear
+    vectors (:func:`reprolib.vision.arithmetic.ties_vector`, ``settings.ties_density``); ``pairs``: also
+    τJp and cosine of every pair of task vectors of each method (test inputs)."""
 
     zoo: "object"
     seeds: list[int]
@@ -49,6 +56,7 @@ class AdditionRuns:
     settings: R.Settings
     methods: tuple[str, ...]
     progress: bool = True
+    pairs: bool = False
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in REGIME]
@@ -56,17 +64,21 @@ class AdditionRuns:
             raise ValueError(f"AdditionRuns: unknown method(s) {unknown} (known: {', '.join(REGIME)})")
         self.backbone, self.heads = self.zoo.pretrained()
         s = self.settings
-        self.test, self.val = R._sets("test", s.eval_seed, s.eval_size), R._sets("val", s.eval_seed + 1, s.val_size)
+        self.test = self.zoo.eval_sets("test", s.eval_size, s.eval_seed)
+        self.val = self.zoo.eval_sets("val", s.val_size, s.eval_seed + 1)
+        self.tasks = tuple(self.test)
         self._results: dict[int, dict] = {}
 
     def key(self, seed: int) -> dict:
         s = self.settings
-        return {"kind": "taujp-addition", "task_vectors": self.zoo.tv_keys([REGIME[m] for m in self.methods]),
+        return {"kind": "taujp-addition", "task_vectors": self.zoo.tv_keys(sorted({REGIME[m] for m in self.methods})),
                 "seed": seed, "methods": list(self.methods), "eval_size": s.eval_size, "val_size": s.val_size,
-                "addition_grid": list(s.addition_grid), "eval_seed": s.eval_seed, "version": VERSION}
+                "addition_grid": list(s.addition_grid), "eval_seed": s.eval_seed, "pairs": self.pairs,
+                "ties_density": s.ties_density if "ties" in self.methods else None, "version": VERSION}
 
     def build(self) -> None:
-        for seed in tqdm(self.seeds, desc=f"τJp variants ({self.zoo.profile.name}): seeds", disable=not self.progress):
+        for seed in tqdm(self.seeds, desc=f"τJp addition ({self.zoo.KIND} {self.zoo.profile.name}): seeds",
+                         disable=not self.progress):
             self.result(seed)
 
     def result(self, seed: int) -> dict:
@@ -75,17 +87,28 @@ class AdditionRuns:
         return self._results[seed]
 
     def _compute(self, seed: int) -> dict:
-        out = {"single": {}, "addition": {}}
-        for method in self.methods:
+        tasks, grid = self.tasks, self.settings.addition_grid
+        pre = A.Outputs(self.backbone, self.heads, {}, self.test, linear=False)
+        out = {"pretrained": {t: R._items(pre.correct(t, {})) for t in tasks}, "single": {}, "addition": {}, "pairs": {}}
+        single_val = {}
+        for method in sorted(self.methods, key=lambda m: m == "ties"):     # TIES reads the non-linear singles
             vectors = self.zoo.task_vectors(REGIME[method], seed)
+            if method == "ties":
+                vectors = {"ties": A.ties_vector(T.params_of(self.backbone), vectors, self.settings.ties_density)}
             linear = method in LINEARISED
             test, val = (A.Outputs(self.backbone, self.heads, vectors, d, linear) for d in (self.test, self.val))
             if method == "mtl":                 # one model for every task: its accuracy, no coefficient
-                out["single"]["mtl"] = {t: R._items(test.correct(t, {"mtl": 1.0})) for t in TASKS}
+                out["single"]["mtl"] = {t: R._items(test.correct(t, {"mtl": 1.0})) for t in tasks}
                 continue
-            out["single"][method] = {t: R._items(test.correct(t, {t: 1.0})) for t in TASKS}
-            out["addition"][method] = R._addition(test, val, self.settings.addition_grid,
-                                                  single_val=A.individual(val, TASKS))
+            if method == "ties":
+                out["addition"]["ties"] = R._addition(test, val, grid, vectors=["ties"], tasks=tasks,
+                                                      single_val=single_val["nonlinear"])
+                continue
+            out["single"][method] = {t: R._items(test.correct(t, {t: 1.0})) for t in tasks}
+            single_val[method] = A.individual(val, tasks)
+            out["addition"][method] = R._addition(test, val, grid, single_val=single_val[method], tasks=tasks)
+            if self.pairs:
+                out["pairs"][method] = A.pair_table(test, tasks)
         return out
 
 
@@ -214,19 +237,55 @@ def _addition_rows(runs: AdditionRuns, scale: str, methods=None) -> tuple[list, 
         r = runs.result(seed)
         for method in methods or runs.methods:
             if method == "mtl":
-                a = [x for t in TASKS for x in R._pct(r["single"]["mtl"][t])]
+                a = [x for t in runs.tasks for x in R._pct(r["single"]["mtl"][t])]
                 rows.append({"scale": scale, "method": "mtl", "coef": "-", "seed": seed, "abs": float(np.mean(a)),
                              "norm": math.nan, "alpha": math.nan})
                 items.append({"abs": a})
                 continue
             for coef in ("1.0", "grid"):
                 run = r["addition"][method][coef]
-                a = [x for t in TASKS for x in R._pct(run["correct"][t])]
-                n = R._norm_items(run["correct"], r["single"][method])
+                a = [x for t in runs.tasks for x in R._pct(run["correct"][t])]
+                n = R._norm_items(run["correct"], r["single"][SINGLE.get(method, method)])
                 rows.append({"scale": scale, "method": method, "coef": coef, "seed": seed, "abs": float(np.mean(a)),
                              "norm": float(np.mean(n)), "alpha": run["alpha"]})
                 items.append({"abs": a, "norm": n})
     return rows, items
+
+
+def per_task(runs: AdditionRuns) -> Evidence:
+    """Tables 3 and 8's cells: per seed, method, coefficient and task, ``abs`` and ``norm`` (%, per item:
+    the task's accuracy over its fine-tuned model's, :func:`reprolib.chapters.taujp_runs._norm_items`),
+    with θ0 (``pretrained``) and the non-linear fine-tuned models (``individual``) as references."""
+    import pandas as pd
+
+    rows, items = [], []
+
+    def add(seed, method, coef, task, correct, single=None):
+        a = R._pct(correct)
+        n = R._norm_items({task: correct}, {task: single}) if single is not None else None
+        rows.append({"method": method, "coef": coef, "task": task, "seed": seed, "abs": float(np.mean(a)),
+                     "norm": float(np.mean(n)) if n else math.nan})
+        items.append({"abs": a, **({"norm": n} if n else {})})
+
+    for seed in runs.seeds:
+        r = runs.result(seed)
+        for t in runs.tasks:
+            add(seed, "pretrained", "-", t, r["pretrained"][t])
+            add(seed, "individual", "-", t, r["single"]["nonlinear"][t])
+        for method in (m for m in runs.methods if m != "mtl"):
+            single = r["single"][SINGLE.get(method, method)]
+            for coef in ("1.0", "grid"):
+                for t in runs.tasks:
+                    add(seed, method, coef, t, r["addition"][method][coef]["correct"][t], single[t])
+    return Evidence(pd.DataFrame(rows), items)
+
+
+def pair_rows(runs: AdditionRuns) -> "object":
+    """τJp and cosine of every pair of task vectors, per seed and method (a DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"seed": seed, "method": method, **p} for seed in runs.seeds
+                         for method, pairs in runs.result(seed)["pairs"].items() for p in pairs])
 
 
 def _select(ev: Evidence, **labels) -> Evidence:

@@ -138,8 +138,13 @@ class TextZoo(TaskVectorStore):
     def data(self, split: str, n: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """{task: (ids, labels)} of ``split`` (``n`` per task; default the profile's ``n_train``), tokenised
         with the base's tokenizer, from the profile's data seed (cached per process; treat as read-only)."""
+        return self.eval_sets(split, n or self.profile.n_train, self.profile.seed)
+
+    def eval_sets(self, split: str, n: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{task: (ids, labels)}: ``n`` prompts of every task's ``split`` drawn with ``seed`` (the
+        evaluation sets of task arithmetic; the same interface as the vision zoo's)."""
         folder = str(self.base_folder())
-        return {t: _encoded(folder, t, n or self.profile.n_train, self.profile.seed, split) for t in X.TASKS}
+        return {t: _encoded(folder, t, n, seed, split) for t in X.TASKS}
 
     # ------------------------------------------------------------------ task vectors (reprolib.taskvectors)
 

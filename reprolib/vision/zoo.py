@@ -139,6 +139,11 @@ class VisionZoo(TaskVectorStore):
         self.root = Path(root) / f"vision-{self.profile.name}"
         self.progress = progress
 
+    def eval_sets(self, split: str, n: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{task: (images, labels)}: ``n`` images of every task's ``split`` drawn with ``seed`` (the
+        evaluation sets of task arithmetic; the control task is not among them)."""
+        return {t: tuple(map(torch.from_numpy, V.make_task(t, n, seed, split))) for t in V.TASKS}
+
     def key(self) -> str:
         p = {k: v for k, v in asdict(self.profile).items() if k not in FINETUNE_FIELDS}   # θ0 does not read them
         return config_hash({"profile": p, "data": data_fingerprint(), "version": 2})
