@@ -111,7 +111,8 @@ def vision_zoo(ch, runs) -> None:
                      f"{ch.scale()['parameters'] / 1e6:.2f} M-parameter ViT trained from a weak θ0 on a 2-core CPU; λ is "
                      "fixed in the zoo profile before the chapter runs (the paper tunes it on one task's validation "
                      "accuracy and reuses it for every task)."))
-    display(settings_table(ch, zoo.profile, runs.settings))
+    with pd.option_context("display.max_colwidth", None):          # the settings' words whole
+        display(settings_table(ch, zoo.profile, runs.settings))
     display(Markdown(f"θ0: {prov['pretrain']['parameters']:,} parameters, pre-trained for {prov['pretrain']['steps']} steps "
                      f"on rotation prediction (final loss {prov['pretrain']['final_loss']:.3f}; chance ln 4 = 1.386) in "
                      f"{prov['seconds']:.0f} s. Linear-probe heads, training accuracy: "

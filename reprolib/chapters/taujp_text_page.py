@@ -33,7 +33,6 @@ def open_text(profile: str = "mini", zoo_root: str = "zoo", n_seeds: int = 3, n_
     from reprolib.kit.chapter import open_frame
     from reprolib.paths import project_path
     from reprolib.text.toxicity import open_toxicity
-    from reprolib.text.zoo import PROFILES as TEXT_PROFILES
     from reprolib.text.zoo import TextZoo
     from reprolib.vision.arithmetic import ADDITION_GRID, NEGATION_GRID, check_grid
 
@@ -53,7 +52,7 @@ def open_text(profile: str = "mini", zoo_root: str = "zoo", n_seeds: int = 3, n_
     tox = open_toxicity(profile, zoo_root, n_seeds, cache_dir=cache_dir, progress=progress, grid=grid,
                         n_samples=n_samples, ppl_texts=ppl_texts, score_samples=min(16, n_samples))
     tox.build()
-    text = TextZoo(profile if profile in TEXT_PROFILES else "mini", root=project_path(zoo_root), progress=progress)
+    text = TextZoo(profile, root=project_path(zoo_root), progress=progress)     # text profiles mirror the language zoo's
     model = tox.vectors.model()
     t, f = tox.vectors.settings, text.profile
     scale = {"profile": profile, "kind": f"{profile} language zoo's base (built here from generated text)",
@@ -72,8 +71,6 @@ def open_text(profile: str = "mini", zoo_root: str = "zoo", n_seeds: int = 3, n_
 
 
 def settings_table(ch, tox) -> None:
-    import pandas as pd
-
     hp = ch.paper["hyperparameters"]
     t, s = tox.vectors.settings, tox.runs.settings
     rows = [("model", hp["models"]["nlp_negation"], ch.scale()["description"]),
@@ -91,17 +88,15 @@ def settings_table(ch, tox) -> None:
              f"chosen on {s.ppl_texts} others)"),
             ("coefficient rule", hp["coefficients"]["nlp_negation_selection"], f"the same, +{s.ppl_tolerance:g}, on "
              f"{len(s.grid)} values {s.grid[0]:g} … {s.grid[-1]:g}")]
-    display(Markdown("**Settings, the paper's beside ours.**"))
-    display(pd.DataFrame([{"setting": k, "paper": str(p), "ours": str(o)} for k, p, o in rows]))
+    display(Markdown("**Settings of the negation track, the paper's beside ours.**"))
+    pages.settings_frame(rows)
 
 
 # ----------------------------------------------------------------------------- Tables 3 and 8
 
 
 def glue_settings(ch, glue) -> None:
-    """The text track's settings, the paper's beside ours, and the fine-tuning runs' losses."""
-    import pandas as pd
-
+    """The text track's settings, the paper's beside ours."""
     hp, p, s = ch.paper["hyperparameters"], glue.zoo.profile, glue.settings
     rows = [("model", hp["models"]["nlp_addition"], f"the {p.lm_profile} language zoo's base as an encoder (the normed "
              "last hidden state at the prompt's last token)"),
@@ -121,7 +116,7 @@ def glue_settings(ch, glue) -> None:
              f"prompts per task (Table 3), or 1.0 (Table 8)"),
             ("test set", "GLUE validation splits", f"{s.eval_size} held-out prompts per task (never trained on)")]
     display(Markdown("**Settings of the task-addition track, the paper's beside ours.**"))
-    display(pd.DataFrame([{"setting": k, "paper": str(a), "ours": str(b)} for k, a, b in rows]))
+    pages.settings_frame(rows)
 
 
 def _glue_means(ev):
@@ -198,8 +193,8 @@ def glue_figure(ch, mean) -> None:
 
 
 def pair_interference(ch, glue) -> dict:
-    """τJp (Eq. 9, on the test prompts) and cosine of every pair of task vectors per regime, means over
-    seeds; the CoLA–SST-2 row is the paper's conjecture (line 291). Returns the glued values."""
+    """τJp (Eq. 9, on the test prompts) and cosine of every pair of task vectors, linear FT and ours, means
+    over seeds; the CoLA–SST-2 row is the paper's conjecture (line 291). Returns the glued values."""
     import pandas as pd
 
     from reprolib.chapters.taujp_variants import pair_rows
@@ -208,10 +203,9 @@ def pair_interference(ch, glue) -> dict:
     rows.to_csv(ch.out / "glue_pairs.csv", index=False)
     mean = rows.groupby(["a", "b", "method"], sort=False)[["taujp", "cosine"]].mean().unstack("method")
     table = pd.DataFrame({"pair": [f"{TASK_NAME[a]}–{TASK_NAME[b]}" for a, b in mean.index]})
-    for m in ("nonlinear", "linear", "ours"):
-        table[f"τJp {LABEL[m]}"] = mean[("taujp", m)].to_numpy()
-    for m in ("nonlinear", "linear", "ours"):
-        table[f"cosine {LABEL[m]}"] = mean[("cosine", m)].to_numpy()
+    for column in ("taujp", "cosine"):
+        for m in ("linear", "ours"):
+            table[f"{'τJp' if column == 'taujp' else column} {LABEL[m]}"] = mean[(column, m)].to_numpy()
     display(pages.fmt(table))
     rank = mean[("taujp", "linear")].rank(ascending=False)
     return {"cola_sst2_rank": int(rank.loc[("cola", "sst2")]), "n_pairs": len(rank),

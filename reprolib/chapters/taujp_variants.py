@@ -32,7 +32,7 @@ from reprolib.chapters import taujp_runs as R
 from reprolib.claims import Evidence
 from reprolib.vision import arithmetic as A
 
-VERSION = 2          # 2: θ0's accuracy, TIES, pairs, any zoo's tasks
+VERSION = 3          # 2: θ0's accuracy, TIES, pairs, any zoo's tasks; 3: pairs of the linearised methods only
 REGIME = {**R.REGIME, "ties": "nonlinear", "incremental": "linear_taujp_incremental", "strict": "linear_taujp_strict",
           "mtl": "mtl"}
 LINEARISED = ("linear", "ours", "incremental", "strict")
@@ -48,7 +48,7 @@ class AdditionRuns:
     ``pretrained()``, ``eval_sets(split, n, seed)``, ``task_vectors(regime, seed)``, ``tv_keys``), every
     task of its evaluation sets; ``result(seed)``, cached in ``cache``. ``ties`` merges the non-linear
     vectors (:func:`reprolib.vision.arithmetic.ties_vector`, ``settings.ties_density``); ``pairs``: also
-    τJp and cosine of every pair of task vectors of each method (test inputs)."""
+    τJp and cosine of every pair of task vectors of each linearised method (test inputs)."""
 
     zoo: "object"
     seeds: list[int]
@@ -62,6 +62,9 @@ class AdditionRuns:
         unknown = [m for m in self.methods if m not in REGIME]
         if unknown:
             raise ValueError(f"AdditionRuns: unknown method(s) {unknown} (known: {', '.join(REGIME)})")
+        if "ties" in self.methods and "nonlinear" not in self.methods:
+            raise ValueError("AdditionRuns: method 'ties' merges the non-linear vectors and is normalised by their "
+                             "accuracies; add 'nonlinear' to the methods")
         self.backbone, self.heads = self.zoo.pretrained()
         s = self.settings
         self.test = self.zoo.eval_sets("test", s.eval_size, s.eval_seed)
@@ -107,7 +110,7 @@ class AdditionRuns:
             out["single"][method] = {t: R._items(test.correct(t, {t: 1.0})) for t in tasks}
             single_val[method] = A.individual(val, tasks)
             out["addition"][method] = R._addition(test, val, grid, single_val=single_val[method], tasks=tasks)
-            if self.pairs:
+            if self.pairs and linear:          # the JVPs are there already (linearised evaluation)
                 out["pairs"][method] = A.pair_table(test, tasks)
         return out
 
@@ -271,7 +274,8 @@ def per_task(runs: AdditionRuns) -> Evidence:
         r = runs.result(seed)
         for t in runs.tasks:
             add(seed, "pretrained", "-", t, r["pretrained"][t])
-            add(seed, "individual", "-", t, r["single"]["nonlinear"][t])
+            if "nonlinear" in r["single"]:
+                add(seed, "individual", "-", t, r["single"]["nonlinear"][t])
         for method in (m for m in runs.methods if m != "mtl"):
             single = r["single"][SINGLE.get(method, method)]
             for coef in ("1.0", "grid"):

@@ -114,6 +114,16 @@ def fmt(frame, number=None):
     return frame
 
 
+def settings_frame(rows) -> None:
+    """Display (setting, paper, ours) triples as a table whose text cells are shown whole (pandas cuts
+    a cell at 50 characters by default)."""
+    import pandas as pd
+    from IPython.display import display
+
+    with pd.option_context("display.max_colwidth", None):
+        display(pd.DataFrame([{"setting": k, "paper": str(a), "ours": str(b)} for k, a, b in rows]))
+
+
 def glue(values: dict) -> dict:
     """Glue reading values for the page's Markdown (``{glue:text}`key:.3f``` for numbers,
     ``{glue:md}`key``` for words); returns ``values``. Outside a notebook it only returns them."""
