@@ -111,8 +111,7 @@ def vision_zoo(ch, runs) -> None:
                      f"{ch.scale()['parameters'] / 1e6:.2f} M-parameter ViT trained from a weak θ0 on a 2-core CPU; λ is "
                      "fixed in the zoo profile before the chapter runs (the paper tunes it on one task's validation "
                      "accuracy and reuses it for every task)."))
-    with pd.option_context("display.max_colwidth", None):          # the settings' words whole
-        display(settings_table(ch, zoo.profile, runs.settings))
+    settings_table(ch, zoo.profile, runs.settings)
     display(Markdown(f"θ0: {prov['pretrain']['parameters']:,} parameters, pre-trained for {prov['pretrain']['steps']} steps "
                      f"on rotation prediction (final loss {prov['pretrain']['final_loss']:.3f}; chance ln 4 = 1.386) in "
                      f"{prov['seconds']:.0f} s. Linear-probe heads, training accuracy: "
@@ -129,9 +128,8 @@ def grid_text(grid) -> str:
     return ", ".join(f"{a:g}" for a in grid)
 
 
-def settings_table(ch, profile, settings):
-    import pandas as pd
-
+def settings_table(ch, profile, settings) -> None:
+    """Display the fine-tuning and coefficient settings, the paper's beside ours."""
     hp = ch.paper["hyperparameters"]
     ft, reg = hp["finetune_vision"], hp["regularizer"]
     rows = [("steps per task", ft["steps"], profile.ft_steps), ("batch", ft["batch_size"], profile.ft_batch),
@@ -143,7 +141,7 @@ def settings_table(ch, profile, settings):
             ("addition grid", "0, 0.05, …, 1.0", grid_text(settings.addition_grid)),
             ("negation grid", "0, 0.1, …, 3.0", grid_text(settings.negation_grid)),
             ("TIES", "not stated", f"top {settings.ties_density:.0%} over the whole vector, λ on the addition grid")]
-    return pd.DataFrame([{"setting": k, "paper": str(p), "ours": str(o)} for k, p, o in rows])
+    pages.settings_frame(rows)
 
 
 # ----------------------------------------------------------------------------- Tables 1 and 2

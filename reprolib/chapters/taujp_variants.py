@@ -93,9 +93,11 @@ class AdditionRuns:
         tasks, grid = self.tasks, self.settings.addition_grid
         pre = A.Outputs(self.backbone, self.heads, {}, self.test, linear=False)
         out = {"pretrained": {t: R._items(pre.correct(t, {})) for t in tasks}, "single": {}, "addition": {}, "pairs": {}}
-        single_val = {}
+        single_val, loaded = {}, {}
         for method in sorted(self.methods, key=lambda m: m == "ties"):     # TIES reads the non-linear singles
-            vectors = self.zoo.task_vectors(REGIME[method], seed)
+            if REGIME[method] not in loaded:                               # TIES' vectors are non-linear FT's: read once
+                loaded[REGIME[method]] = self.zoo.task_vectors(REGIME[method], seed)
+            vectors = loaded[REGIME[method]]
             if method == "ties":
                 vectors = {"ties": A.ties_vector(T.params_of(self.backbone), vectors, self.settings.ties_density)}
             linear = method in LINEARISED
