@@ -193,8 +193,10 @@ def _parse_header(path: Path) -> tuple[dict[str, TensorInfo], dict]:
     return infos, metadata
 
 
-def read_tensor_range(info: TensorInfo, start: int = 0, end: int | None = None) -> torch.Tensor:
-    """Read flat entries [start, end) of a tensor (1-D, stored dtype) with ``pread``, without mmap."""
+def read_tensor_range(info: TensorInfo, start: int = 0, end: int | None = None,
+                      files: "OpenFiles | None" = None) -> torch.Tensor:
+    """Read flat entries [start, end) of a tensor (1-D, stored dtype) with ``pread``, without mmap.
+    ``files`` keeps descriptors open across calls (the merge engine reads thousands of blocks)."""
     end = info.numel if end is None else end
     esize = info.dtype.itemsize
     nbytes = (end - start) * esize
@@ -202,7 +204,7 @@ def read_tensor_range(info: TensorInfo, start: int = 0, end: int | None = None) 
         return torch.empty(0, dtype=info.dtype)
     buf = bytearray(nbytes)
     try:
-        fd = os.open(info.file, os.O_RDONLY)
+        fd = files.get(info.file) if files is not None else os.open(info.file, os.O_RDONLY)
         try:
             view = memoryview(buf)
             got, offset = 0, info.start + start * esize
@@ -212,10 +214,41 @@ def read_tensor_range(info: TensorInfo, start: int = 0, end: int | None = None) 
                     raise CheckpointError(f"{info.file}: truncated while reading tensor '{info.name}'")
                 got += n
         finally:
-            os.close(fd)
+            if files is None:
+                os.close(fd)
     except OSError as e:
         raise CheckpointError(f"{info.file}: cannot read tensor '{info.name}' ({e.strerror or e})") from e
     return torch.frombuffer(buf, dtype=info.dtype)
+
+
+class OpenFiles:
+    """Read-only descriptors kept open by path (``pread`` is safe from several threads); ``close()``
+    or a ``with`` block releases them."""
+
+    def __init__(self):
+        import threading
+
+        self._fds: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, path) -> int:
+        with self._lock:
+            fd = self._fds.get(path)
+            if fd is None:
+                fd = self._fds[path] = os.open(path, os.O_RDONLY)
+            return fd
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+    def __enter__(self) -> "OpenFiles":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def read_tensor(info: TensorInfo) -> torch.Tensor:
@@ -459,6 +492,54 @@ class ShardedWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class BackgroundWriter:
+    """A :class:`ShardedWriter` fed from the caller's thread and writing in its own, so the disk
+    writes overlap the next blocks' reads and arithmetic. At most ``depth`` blocks wait in the queue
+    (bounded memory); an error in the writer thread is raised in the caller at its next call."""
+
+    def __init__(self, writer: ShardedWriter, depth: int = 4):
+        import queue
+        import threading
+
+        self.writer, self._error = writer, None
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="reprolib-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(*item)
+                except BaseException as e:  # handed to the caller
+                    self._error = e
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, name: str, block: torch.Tensor, last: bool) -> None:
+        self._raise()
+        self._queue.put((name, block, last))
+
+    def _join(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def close(self) -> list[str]:
+        self._join()
+        self._raise()
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self._join()
+        self.writer.abort()
 
 
 TMP_MARKER = ".reprolib-partial.json"   # in every temporary output folder: who is writing it

@@ -25,7 +25,9 @@ from tqdm.auto import tqdm
 
 from reprolib.errors import ConfigError, TensorMismatchError
 from reprolib.io import (
+    BackgroundWriter,
     FLOAT_DTYPES,
+    OpenFiles,
     Checkpoint,
     ShardedWriter,
     TensorInfo,
@@ -192,18 +194,28 @@ def _plan(inputs: _Inputs, out_dtype: str | None) -> list[tuple[str, dict[str, T
 # ----------------------------------------------------------------------------- reading blocks
 
 
-def _read_f32(info: TensorInfo, start: int, end: int, role: str, device: str) -> torch.Tensor:
-    x = read_tensor_range(info, start, end).to(device=device, dtype=torch.float32)
+def _read_f32(info: TensorInfo, start: int, end: int, role: str, device: str, files=None) -> torch.Tensor:
+    x = read_tensor_range(info, start, end, files).to(device=device, dtype=torch.float32)
     _check_finite(x, info, role)
     return x
 
 
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every entry of ``x`` is finite: one sum (NaN and ±Inf propagate through it), and only
+    when that sum is not finite (a NaN/Inf, or an overflow of finite values) the exact elementwise
+    test. About 30× cheaper than ``isfinite(x).all()`` on the usual all-finite block."""
+    if x.numel() == 0 or not x.is_floating_point():
+        return True
+    total = x.sum(dtype=torch.float64) if x.dtype == torch.float64 else x.sum()
+    return bool(torch.isfinite(total)) or bool(torch.isfinite(x).all())
+
+
 def _check_finite(x: torch.Tensor, info: TensorInfo, role: str) -> None:
-    if not torch.isfinite(x).all():
+    if not all_finite(x):
         raise TensorMismatchError(f"{role} {info.file}: tensor '{info.name}' contains NaN or Inf")
 
 
-def _reader(infos: dict[str, TensorInfo], start: int, end: int, device: str):
+def _reader(infos: dict[str, TensorInfo], start: int, end: int, device: str, files=None):
     """``get(role)`` → that role's float32 entries [start, end); a file region shared by two roles
     (the target is the base or the instruct model) is read once."""
     cache: dict[tuple, torch.Tensor] = {}
@@ -212,7 +224,7 @@ def _reader(infos: dict[str, TensorInfo], start: int, end: int, device: str):
         info = infos[role]
         key = (info.file, info.start)
         if key not in cache:
-            cache[key] = _read_f32(info, start, end, role, device)
+            cache[key] = _read_f32(info, start, end, role, device, files)
         return cache[key]
 
     return get
@@ -241,7 +253,7 @@ def _make_block(inputs: _Inputs, name: str, get, start: int, end: int, numel: in
 
 def _cast(merged: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
     out = merged.to(dtype)
-    if not torch.isfinite(out).all():
+    if not all_finite(out):
         raise TensorMismatchError(f"merged tensor '{name}' overflows {dtype} (|value| up to "
                                   f"{float(merged.abs().max()):.3g}); choose dtype bfloat16 or float32")
     return out
@@ -251,14 +263,14 @@ def _cast(merged: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
 
 
 def _float_blocks(inputs: _Inputs, plan, block_elems: int, device: str, seed: int, extra: dict,
-                  desc: str, progress: bool) -> Iterator[tuple[str, Block]]:
+                  desc: str, progress: bool, files=None) -> Iterator[tuple[str, Block]]:
     """Every block of every float tensor, as (tensor name, Block without thresholds)."""
     for name, infos, _ in tqdm(plan, desc=desc, unit="tensor", disable=not progress):
         ref = infos["models[0]"]
         if ref.dtype not in FLOAT_DTYPES:
             continue
         for start, end in _ranges(ref.numel, block_elems):
-            yield name, _make_block(inputs, name, _reader(infos, start, end, device),
+            yield name, _make_block(inputs, name, _reader(infos, start, end, device, files),
                                     start, end, ref.numel, seed, extra, [])
 
 
@@ -362,23 +374,61 @@ def _merge_into(tmp: Path, spec: MergeSpec, device: str, block_elems: int, max_s
     """The body of :func:`merge`, writing into the (temporary) folder ``tmp``; returns the tensor count."""
     inputs = _open_inputs(spec)
     plan = _plan(inputs, spec.dtype)
+    hashes = _hash_in_background(inputs) if hash_inputs else None
+    with OpenFiles() as files:
+        extra = _combine_pass(tmp, spec, inputs, plan, device, block_elems, max_shard_bytes, progress, files)
+    _copy_side_files(inputs.reference, tmp, spec.dtype)
+    prov = _provenance(spec, inputs, extra, hashes() if hashes else None)
+    (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
+    return len(plan)
+
+
+def _hash_in_background(inputs: _Inputs):
+    """Start hashing every input in a thread (sha256 releases the GIL, so it overlaps the merge);
+    returns a function that waits for and returns {role: {file: sha256}}, raising its error if any."""
+    import threading
+
+    result: dict = {}
+
+    def run():
+        try:
+            result["hashes"] = {role: checkpoint_hashes(ck) for role, ck in inputs.roles()}
+        except BaseException as e:  # handed to the caller
+            result["error"] = e
+
+    thread = threading.Thread(target=run, name="reprolib-hash", daemon=True)
+    thread.start()
+
+    def wait() -> dict:
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        return result["hashes"]
+
+    return wait
+
+
+def _combine_pass(tmp: Path, spec: MergeSpec, inputs: _Inputs, plan, device: str, block_elems: int,
+                  max_shard_bytes: int, progress: bool, files) -> dict:
+    """Statistics, then every output tensor block by block into the shards in ``tmp``; returns the
+    statistics (``extra``) for the provenance."""
     method = inputs.method
     extra, densities, global_thr = _statistics(inputs, plan, spec.seed, lambda desc, ex: _float_blocks(
-        inputs, plan, block_elems, device, spec.seed, ex, desc, progress))
+        inputs, plan, block_elems, device, spec.seed, ex, desc, progress, files))
     ref_role = inputs.reference_role
-    writer = ShardedWriter(tmp, [(n, d, infos[ref_role].shape) for n, infos, d in plan],
-                           max_shard_bytes=max_shard_bytes, metadata={"reprolib_method": spec.method})
+    writer = BackgroundWriter(ShardedWriter(tmp, [(n, d, infos[ref_role].shape) for n, infos, d in plan],
+                                            max_shard_bytes=max_shard_bytes, metadata={"reprolib_method": spec.method}))
     try:
         for name, infos, out_dt in tqdm(plan, desc=f"merge ({spec.method})", unit="tensor", disable=not progress):
             ref = infos[ref_role]
             ranges = _ranges(ref.numel, block_elems)
             if ref.dtype not in FLOAT_DTYPES:  # integer buffers: copied from the reference model
                 for j, (start, end) in enumerate(ranges):
-                    writer.write(name, read_tensor_range(ref, start, end), last=j == len(ranges) - 1)
+                    writer.write(name, read_tensor_range(ref, start, end, files), last=j == len(ranges) - 1)
                 continue
 
             def block_at(start, end, thresholds):
-                return _make_block(inputs, name, _reader(infos, start, end, device),
+                return _make_block(inputs, name, _reader(infos, start, end, device, files),
                                    start, end, ref.numel, spec.seed, extra, thresholds)
 
             thresholds = _tensor_thresholds(inputs, densities, global_thr, ranges, ref.numel, block_at)
@@ -390,10 +440,7 @@ def _merge_into(tmp: Path, spec: MergeSpec, device: str, block_elems: int, max_s
     except BaseException:
         writer.abort()
         raise
-    _copy_side_files(inputs.reference, tmp, spec.dtype)
-    prov = _provenance(spec, inputs, extra, hash_inputs)
-    (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
-    return len(plan)
+    return extra
 
 
 def _copy_side_files(ref: Checkpoint, folder: Path, dtype: str | None) -> None:
@@ -436,12 +483,12 @@ def _tensor_thresholds(inputs: _Inputs, densities, global_thr, ranges, numel: in
                    lambda: (inputs.method.vectors(block_at(start, end, [])) for start, end in ranges))
 
 
-def _provenance(spec: MergeSpec, inputs: _Inputs, extra: dict, hash_inputs: bool) -> dict:
+def _provenance(spec: MergeSpec, inputs: _Inputs, extra: dict, hashes: dict | None) -> dict:
     models = []
     for role, ck in inputs.roles():
         entry = {"role": role, "path": str(ck.path)}
-        if hash_inputs:
-            entry["sha256"] = checkpoint_hashes(ck)
+        if hashes is not None:
+            entry["sha256"] = hashes[role]
         models.append(entry)
     stats = {k: v for k, v in extra.items() if k in ("layer_cosines", "layer_weights", "lambdas", "global_thresholds")}
     return {

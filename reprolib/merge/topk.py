@@ -35,7 +35,9 @@ def magnitude_threshold(x: torch.Tensor, density: float) -> float:
 
 
 def _bits(x: torch.Tensor) -> torch.Tensor:
-    return x.detach().abs().float().reshape(-1).contiguous().view(torch.int32).to(torch.int64)
+    """The float32 bit patterns of |x| as int32 (non-negative: the sign bit is clear). Histograms
+    run on int32 directly: widening to int64 first made each pass ~9× slower."""
+    return x.detach().abs().float().reshape(-1).contiguous().view(torch.int32)
 
 
 class TopKSelector:
