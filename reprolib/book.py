@@ -375,8 +375,13 @@ def main(argv=None) -> int:
     ap.add_argument("-f", action="append", default=[], metavar="YAML", help="a YAML file of notebook parameters")
     ap.add_argument("--no-html", action="store_true", help="execute notebooks only")
     ap.add_argument("--html-only", action="store_true", help="rebuild the HTML from book/executed only")
+    ap.add_argument("--executor", choices=["local", "ray"], default=None,
+                    help="where the chapters' merge+evaluation grids run: here (default) or one Ray task per "
+                         "point (RAY_ADDRESS joins a cluster; see reprolib.kit.executors)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    if args.executor:
+        os.environ["REPROLIB_EXECUTOR"] = args.executor    # read by open_chapter in every notebook's kernel
     try:
         profile = check_profile(args.profile)   # before anything runs or is written
         if not args.html_only:

@@ -55,6 +55,10 @@ class Models:
             self.zoo, self.roles = None, load_paper_profile(profile)
             self.lm_eval = load_profile_evals(profile)   # metrics scored by lm-eval tasks instead of the zoo's sets
 
+    def __getstate__(self) -> dict:
+        """Pickled (a Ray task's scorer) without the loaded state dicts: a worker reads its own."""
+        return {**self.__dict__, "_sds": {}}
+
     @property
     def is_zoo(self) -> bool:
         return self.zoo is not None

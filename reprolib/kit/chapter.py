@@ -87,9 +87,15 @@ def open_frame(paper: str, chapter: str, *, profile: str, scale: dict, seeds: li
 def open_chapter(paper: str | None, chapter: str, *, profile: str = "mini", zoo_root: str = "zoo", out_dir: str = "results",
                  cache_dir: str = "results/cache", eval_size: int = 100, n_seeds: int = 3, seeded_roles=(),
                  paper_scale: str = "", eval_seed: int = 0, judge=None, threads: int = 2,
-                 claims: ClaimRegistry | None = None) -> Chapter:
+                 claims: ClaimRegistry | None = None, executor: str | None = None) -> Chapter:
     """Everything a chapter notebook needs. ``seeded_roles`` are the roles with training-seed
-    replicates (``<role>_s<k>``): the chapter's seeds are those for which every one exists."""
+    replicates (``<role>_s<k>``): the chapter's seeds are those for which every one exists.
+    ``executor`` ('local' or 'ray'; default: the environment's ``REPROLIB_EXECUTOR``, set by
+    ``reprolib book --executor``, else 'local') is where the scorer's grids run."""
+    import os
+
+    from reprolib.kit.executors import check_executor
+
     from reprolib.zoo.report import eval_sets
 
     torch.set_num_threads(threads)
@@ -97,6 +103,7 @@ def open_chapter(paper: str | None, chapter: str, *, profile: str = "mini", zoo_
     seeds = [s for s in range(n_seeds) if all(models.has(seeded(r, s)) for r in seeded_roles)]
     out = _output_dir(out_dir, chapter, profile)
     cache = ResultCache(project_path(cache_dir), "scores")   # one cache for every chapter: keys are content hashes
-    scorer = Scorer(models, eval_sets(eval_size, eval_seed), cache, {"size": eval_size, "seed": eval_seed}, judge=judge)
+    scorer = Scorer(models, eval_sets(eval_size, eval_seed), cache, {"size": eval_size, "seed": eval_seed}, judge=judge,
+                    executor=check_executor(executor or os.environ.get("REPROLIB_EXECUTOR") or "local"))
     return Chapter(paper or "", profile, models, seeds, out, load_published(paper) if paper else {}, scorer, paper_scale, eval_size,
                    claims.resolve() if claims else None)

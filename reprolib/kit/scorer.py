@@ -16,12 +16,13 @@ the claims' bootstrap) and the first prompt each metric rendered.
 
 from __future__ import annotations
 
+import uuid
+from collections import OrderedDict
 from typing import Callable, Iterable
-
-from tqdm.auto import tqdm
 
 from reprolib.cache import ResultCache
 from reprolib.evals.suite import evaluate
+from reprolib.kit.executors import run_jobs
 
 EVAL_VERSION = 2      # bump when a metric's definition or the result layout changes (invalidates the cache)
 
@@ -44,17 +45,39 @@ def resolved(method: str, params: dict, model_params: list[dict]) -> list:
     return [method, full, per_model, MERGE_VERSION]
 
 
-class Scorer:
-    """Merges and scores on one model object (loaded once; each merge's weights are loaded into it)."""
+_LIVE: dict[str, "Scorer"] = {}   # scorers of this process by token: unpickled copies (Ray tasks) share their state
 
-    def __init__(self, models, sets: dict, cache: ResultCache, settings: dict, judge=None, reference: str = "instruct"):
+
+class Scorer:
+    """Merges and scores on one model object (loaded once). A merge is written into the model's
+    parameters in place from a :class:`~reprolib.merge.PreparedMerge` kept per (method, roles):
+    the roles' task vectors are computed once and a grid over a method's parameters (λ, ω, ρ, α, ...)
+    only re-runs the method. ``executor`` ('local' or 'ray') is how :meth:`grid` runs its jobs."""
+
+    PREPARED_KEEP = 2     # prepared merges kept (each holds float32 task vectors of its experts)
+
+    def __init__(self, models, sets: dict, cache: ResultCache, settings: dict, judge=None, reference: str = "instruct",
+                 executor: str = "local"):
         self.models, self.sets, self.cache, self.judge = models, sets, cache, judge
+        self.executor = executor
+        self._prepared: OrderedDict = OrderedDict()
+        self._token = uuid.uuid4().hex
         self.lm_eval = getattr(models, "lm_eval", None) or {}
         self.settings = {**settings, "version": EVAL_VERSION, **({"lm_eval": self.lm_eval} if self.lm_eval else {})}
         self.reference = reference
         self.tok = models.tokenizer(reference)
         self._model = None
         self._sets_label = sets_label(sets)
+
+    def __getstate__(self) -> dict:
+        """Pickled for a Ray task: without the loaded model and prepared merges (rebuilt in the worker)."""
+        return {**self.__dict__, "_model": None, "_prepared": OrderedDict()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        live = _LIVE.setdefault(self._token, self)
+        if live is not self:    # a later task in the same worker process: reuse its loaded model and merges
+            self.models, self._model, self._prepared = live.models, live._model, live._prepared
 
     @property
     def model(self):
@@ -72,27 +95,54 @@ class Scorer:
 
     # ------------------------------------------------------------------ merging
 
-    def merged(self, method: str, experts: list[str], vectors_from: str, into: str | None = None,
-               params: dict | None = None, model_params: list[dict] | None = None, seed: int = 0,
-               base_role: str = "base") -> dict:
-        """The merged state dict (see the module docstring for ``vectors_from`` / ``into``). A
-        method that also needs the base (LATA's cosines) reads it from ``base_role``."""
-        from reprolib.merge import merge_state_dicts
+    def prepared(self, method: str, experts: list[str], vectors_from: str, into: str | None = None,
+                 base_role: str = "base"):
+        """(PreparedMerge, offset) for these roles, built once and kept (the last ``PREPARED_KEEP``).
+        ``offset`` is θ_into − θ_from for a method without a target of its own, else None."""
+        from reprolib.merge import PreparedMerge
         from reprolib.merge.registry import get_method
 
+        into = into or vectors_from
+        key = (method, tuple(experts), vectors_from, into, base_role)
+        if key in self._prepared:
+            self._prepared.move_to_end(key)
+            return self._prepared[key]
         sd = self.models.state_dict
         m = get_method(method)
-        into = into or vectors_from
-        own_target = m.needs_target
         base = sd(base_role) if m.needs_instruct else sd(vectors_from)
-        merged, _ = merge_state_dicts(method, [sd(r) for r in experts], base=base,
-                                      target=sd(into) if own_target else None,
-                                      instruct=sd(vectors_from) if m.needs_instruct else None,
-                                      params=params or {}, model_params=model_params, seed=seed)
-        if into != vectors_from and not own_target:
+        prepared = PreparedMerge(method, [sd(r) for r in experts], base=base,
+                                 target=sd(into) if m.needs_target else None,
+                                 instruct=sd(vectors_from) if m.needs_instruct else None)
+        offset = None
+        if into != vectors_from and not m.needs_target:
             moved, origin = sd(into), sd(vectors_from)
-            merged = {k: v + (moved[k] - origin[k]) if v.is_floating_point() else v for k, v in merged.items()}
+            offset = {k: moved[k] - origin[k] for k, v in origin.items() if v.is_floating_point()}
+        self._prepared[key] = (prepared, offset)
+        while len(self._prepared) > self.PREPARED_KEEP:
+            self._prepared.popitem(last=False)
+        return self._prepared[key]
+
+    def merged(self, method: str, experts: list[str], vectors_from: str, into: str | None = None,
+               params: dict | None = None, model_params: list[dict] | None = None, seed: int = 0,
+               base_role: str = "base", out: dict | None = None) -> dict:
+        """The merged state dict (see the module docstring for ``vectors_from`` / ``into``). A
+        method that also needs the base (LATA's cosines) reads it from ``base_role``. With ``out``
+        (a model's state dict) the weights are written into those tensors in place."""
+        prepared, offset = self.prepared(method, experts, vectors_from, into, base_role)
+        merged, _ = prepared.merge(params or {}, model_params, seed, offset=offset, out=out)
         return merged
+
+    def _merge_into_model(self, *args) -> None:
+        """Write a merge into the scorer's model in place (no state dict built, nothing re-read)."""
+        targets = self.model.state_dict()
+        merged = self.merged(*args, out=targets)
+        tied = {"lm_head.weight"} if self.model.config.tie_word_embeddings else set()
+        missing, unexpected = set(targets) - set(merged) - tied, set(merged) - set(targets)
+        if missing or unexpected:
+            raise RuntimeError(f"merged weights do not fit the model: missing {sorted(missing)}, "
+                               f"unexpected {sorted(unexpected)}")
+        if tied:
+            self.model.tie_weights()
 
     # ------------------------------------------------------------------ scoring
 
@@ -116,7 +166,9 @@ class Scorer:
                            "reference": self.models.fingerprint(self.reference)}}
 
         def compute():
-            self._load(make_weights())
+            weights = make_weights()
+            if weights is not None:     # None: make_weights wrote them into the model itself
+                self._load(weights)
             return evaluate(self.model, self.tok, sets or self.sets, metrics, judge=judge or self.judge,
                             lm_eval=self.lm_eval if sets is None else None)
 
@@ -135,14 +187,30 @@ class Scorer:
         key = {"kind": "merge", "merge": resolved(method, params, model_params), "experts": list(experts),
                "vectors_from": vectors_from, "into": into or vectors_from, "base_role": base_role, "seed": seed,
                "models": {r: self.models.fingerprint(r) for r in sorted(roles)}}
-        return self.evaluate(key, lambda: self.merged(method, experts, vectors_from, into, params, model_params, seed,
-                                                      base_role), metrics, **eval_kw)
+        return self.evaluate(key, lambda: self._merge_into_model(method, experts, vectors_from, into, params,
+                                                                 model_params, seed, base_role), metrics, **eval_kw)
 
     def score_role(self, role: str, metrics: Iterable[str], **eval_kw) -> dict:
         """A checkpoint as it is (cached)."""
         key = {"kind": "model", "role": role, "model": self.models.fingerprint(role)}
         return self.evaluate(key, lambda: self.models.state_dict(role), metrics, **eval_kw)
 
-    def grid(self, jobs: list[Callable[[], dict]], desc: str = "merging + scoring", progress: bool = True) -> list[dict]:
-        """Run score jobs (zero-argument callables) with a progress bar."""
-        return [job() for job in tqdm(jobs, desc=desc, disable=not progress)]
+    def grid(self, jobs: list[Callable[[], dict]], desc: str = "merging + scoring", progress: bool = True,
+             executor: str | None = None) -> list[dict]:
+        """Run score jobs (zero-argument callables, e.g. ``functools.partial(scorer.score_merge, ...)``)
+        in order here, or as one Ray task each (``executor='ray'``; see :mod:`reprolib.kit.executors`).
+        Either way every result lands in the same cache and the results come back in job order."""
+        return run_jobs(jobs, executor or self.executor, desc=desc, progress=progress)
+
+    def sweep(self, method: str, experts: list[str], vectors_from: str, points: list[dict], into: str | None = None,
+              metrics: Iterable[str] = ("ppl",), base_role: str = "base", desc: str | None = None,
+              progress: bool = True, executor: str | None = None, **eval_kw) -> list[dict]:
+        """Score one method over a grid of ``points`` (each a dict of ``params``, ``model_params``
+        and/or ``seed``): the experts' task vectors are prepared once, each point is merged in place
+        into the model, evaluated and cached."""
+        import functools
+
+        jobs = [functools.partial(self.score_merge, method, experts, vectors_from, into, p.get("params"),
+                                  p.get("model_params"), p.get("seed", 0), metrics, base_role, **eval_kw)
+                for p in points]
+        return self.grid(jobs, desc or f"{method} sweep", progress, executor)

@@ -195,7 +195,10 @@ def _plan(inputs: _Inputs, out_dtype: str | None) -> list[tuple[str, dict[str, T
 
 
 def _read_f32(info: TensorInfo, start: int, end: int, role: str, device: str, files=None) -> torch.Tensor:
-    x = read_tensor_range(info, start, end, files).to(device=device, dtype=torch.float32)
+    """A block as float32 on ``device``. To a GPU the block crosses in its stored dtype (half the
+    bytes of float32 for bf16/fp16) and is widened there; on the CPU it is widened in place."""
+    raw = read_tensor_range(info, start, end, files)
+    x = raw.to(torch.float32) if device == "cpu" else raw.to(device).to(torch.float32)
     _check_finite(x, info, role)
     return x
 
@@ -515,6 +518,89 @@ class _MemoryCheckpoint:
         self.tensors = {n: TensorInfo(n, self.path, t.dtype, tuple(t.shape), 0, 0) for n, t in sd.items()}
 
 
+class PreparedMerge:
+    """One method's in-memory inputs, prepared once for many merges (a sweep over λ, ω, ρ, ...).
+
+    Validation (names, shapes, dtypes, NaN/Inf), float32 copies and the task vectors τ_i = θ_i − θ_base
+    are computed once; each :meth:`merge` runs only the method's own steps (``_statistics``,
+    ``_tensor_thresholds``, combine) on whole tensors. With ``out`` (e.g. a model's parameters) the
+    result is copied into those tensors in place, so a sweep never re-reads a checkpoint nor builds
+    a state dict. Values equal :func:`merge_state_dicts`'s bit for bit (it is this class, used once).
+    Treat the input state dicts as read-only while the object lives (it keeps references to them).
+    """
+
+    def __init__(self, method: str, models: list[dict[str, torch.Tensor]], base: dict | None = None,
+                 target: dict | None = None, instruct: dict | None = None):
+        m = get_method(method)
+        for role, sd, needed in (("base", base, m.needs_base), ("instruct", instruct, m.needs_instruct)):
+            if needed and sd is None:
+                raise ConfigError(f"method '{method}' needs a {role} state dict")
+        wrap = lambda sd, label: None if sd is None else _MemoryCheckpoint(sd, label)  # noqa: E731
+        base_ck, instruct_ck = wrap(base, "base"), wrap(instruct, "instruct")
+        target_ck = wrap(target, "target") if target is not None else (
+            instruct_ck if m.default_target == "instruct" else base_ck)
+        self.name, self.method = method, m
+        self._roles = ([wrap(sd, f"models[{i}]") for i, sd in enumerate(models)], base_ck if m.needs_base else None,
+                       target_ck if m.needs_target else None, instruct_ck if m.needs_instruct else None)
+        inputs = self._inputs({}, [{} for _ in models])
+        self.plan = _plan(inputs, None)
+        self.checkpoints = dict(inputs.roles())
+        self.floats = [(name, infos) for name, infos, _ in self.plan if infos["models[0]"].dtype in FLOAT_DTYPES]
+        self._f32: dict[tuple[str, str], torch.Tensor] = {}
+        converted: dict[int, torch.Tensor] = {}     # one float32 copy per source tensor (the target may be the base)
+        for name, infos in self.floats:
+            for role, info in infos.items():
+                src = self.checkpoints[role].sd[info.name]
+                if id(src) not in converted:
+                    converted[id(src)] = src.float()
+                    _check_finite(converted[id(src)], info, role)
+                self._f32[(role, name)] = converted[id(src)]
+        self._tvs = {name: [self._f32[(f"models[{i}]", name)] - self._f32[("base", name)] for i in range(len(models))]
+                     for name, infos in self.floats if "base" in infos}
+
+    def _inputs(self, params: dict, model_params: list[dict]) -> _Inputs:
+        models, base, target, instruct = self._roles
+        return _Inputs(self.method, params, model_params, models, base, target, instruct)
+
+    def merge(self, params: dict | None = None, model_params: list[dict] | None = None, seed: int = 0,
+              out_dtype: torch.dtype | None = None, out: dict[str, torch.Tensor] | None = None,
+              offset: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+        """(merged state dict, statistics) for these parameters. ``offset[name]`` is added to a merged
+        float tensor after its cast (the scorer's θ_into − θ_from). With ``out``, each merged tensor
+        is copied into ``out[name]`` (cast to its dtype) and the returned dict holds those tensors."""
+        m, n = self.method, len(self._roles[0])
+        params, mps = m.resolve(params or {}, model_params or [{} for _ in range(n)], where=f"method '{self.name}'")
+        inputs = self._inputs(params, mps)
+
+        def whole(name, infos, extra, thresholds=()):
+            numel = infos["models[0]"].numel
+            blk = _make_block(inputs, name, lambda role: self._f32[(role, name)], 0, numel, numel, seed, extra,
+                              list(thresholds))
+            blk.cached_task_vectors = self._tvs.get(name)
+            return blk
+
+        extra, densities, global_thr = _statistics(
+            inputs, self.plan, seed, lambda desc, ex: ((name, whole(name, infos, ex)) for name, infos in self.floats))
+        ref_sd = self.checkpoints[inputs.reference_role].sd
+        merged = {}
+        for name, infos, dtype in self.plan:
+            if infos["models[0]"].dtype not in FLOAT_DTYPES:
+                value = ref_sd[name] if out is not None and name in out else ref_sd[name].clone()
+            else:
+                numel = infos["models[0]"].numel
+                thresholds = _tensor_thresholds(inputs, densities, global_thr, [(0, numel)], numel,
+                                                lambda start, end, thr: whole(name, infos, extra, thr))
+                blk = whole(name, infos, extra, thresholds)
+                value = _cast(m.combine(blk, m.vectors(blk)), out_dtype or dtype, name)
+                if offset is not None:
+                    value = value + offset[name]
+            if out is not None and name in out:
+                merged[name] = out[name].copy_(value)
+            else:
+                merged[name] = value
+        return merged, extra
+
+
 def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: dict | None = None,
                       target: dict | None = None, instruct: dict | None = None, params: dict | None = None,
                       model_params: list[dict] | None = None, seed: int = 0,
@@ -524,45 +610,9 @@ def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: 
     The fast path for small models, on the streaming engine's own steps (``_statistics``: setup,
     layer weights, densities, exact whole-model thresholds; ``_tensor_thresholds``; the method's
     combine) with every tensor as one block: per-tensor thresholds are ``torch.kthvalue`` on the
-    whole tensor.
-    Float tensors are merged in float32 and cast back to ``out_dtype`` or their own dtype. Inputs are
-    validated as in :func:`merge` (names, shapes, dtypes, NaN/Inf).
+    whole tensor. Float tensors are merged in float32 and cast back to ``out_dtype`` or their own
+    dtype. Inputs are validated as in :func:`merge` (names, shapes, dtypes, NaN/Inf). For many merges
+    of the same inputs use :class:`PreparedMerge` (this function is one use of it).
     """
-    m = get_method(method)
-    params, mps = m.resolve(params or {}, model_params or [{} for _ in models], where=f"method '{method}'")
-    for role, sd, needed in (("base", base, m.needs_base), ("instruct", instruct, m.needs_instruct)):
-        if needed and sd is None:
-            raise ConfigError(f"method '{method}' needs a {role} state dict")
-    wrap = lambda sd, label: None if sd is None else _MemoryCheckpoint(sd, label)  # noqa: E731
-    base_ck, instruct_ck = wrap(base, "base"), wrap(instruct, "instruct")
-    target_ck = wrap(target, "target") if target is not None else (instruct_ck if m.default_target == "instruct" else base_ck)
-    inputs = _Inputs(m, params, mps, [wrap(sd, f"models[{i}]") for i, sd in enumerate(models)],
-                     base_ck if m.needs_base else None, target_ck if m.needs_target else None,
-                     instruct_ck if m.needs_instruct else None)
-    plan = _plan(inputs, None)
-    checkpoints = dict(inputs.roles())
-
-    def whole(name, infos, extra, thresholds=()):
-        def get(role):
-            info = infos[role]
-            x = checkpoints[role].sd[info.name].float()
-            _check_finite(x, info, role)
-            return x
-        numel = infos["models[0]"].numel
-        return _make_block(inputs, name, get, 0, numel, numel, seed, extra, list(thresholds))
-
-    floats = [(name, infos) for name, infos, _ in plan if infos["models[0]"].dtype in FLOAT_DTYPES]
-    extra, densities, global_thr = _statistics(
-        inputs, plan, seed, lambda desc, ex: ((name, whole(name, infos, ex)) for name, infos in floats))
-    ref_sd = checkpoints[inputs.reference_role].sd
-    merged = {}
-    for name, infos, dtype in plan:
-        if infos["models[0]"].dtype not in FLOAT_DTYPES:
-            merged[name] = ref_sd[name].clone()
-            continue
-        numel = infos["models[0]"].numel
-        thresholds = _tensor_thresholds(inputs, densities, global_thr, [(0, numel)], numel,
-                                        lambda start, end, thr: whole(name, infos, extra, thr))
-        blk = whole(name, infos, extra, thresholds)
-        merged[name] = _cast(m.combine(blk, m.vectors(blk)), out_dtype or dtype, name)
-    return merged, extra
+    prepared = PreparedMerge(method, models, base=base, target=target, instruct=instruct)
+    return prepared.merge(params, model_params, seed, out_dtype)

@@ -91,8 +91,11 @@ class Block:
     layer_weights: list[float] | None = None       # LATA: weight of this tensor's layer, per model
     thresholds: list[float | None] = field(default_factory=list)
     extra: dict = field(default_factory=dict)      # method-level constants (e.g. M³'s λ)
+    cached_task_vectors: list[torch.Tensor] | None = None   # τ_i computed once for a sweep (read-only)
 
     def task_vectors(self) -> list[torch.Tensor]:
+        if self.cached_task_vectors is not None:
+            return list(self.cached_task_vectors)
         return [m - self.base for m in self.models]
 
     def weights(self) -> list[float]:
