@@ -218,3 +218,17 @@ def test_m3_ties_keeps_single_model_entries_at_extreme_lambda(lam):
     b = torch.tensor([4.0, 0.0, 3.0])
     out = M.m3_ties(torch.zeros(3), [a, b], [lam, 1 - lam])
     assert torch.equal(out, torch.tensor([2.0 if lam == 1 else 4.0, 1.0, 3.0]))
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_slice_sums_equal_torch_reductions_on_large_tensors(n):
+    """The engine's loop sums (fast on CPU) give torch's dim-0 reduction's values on large blocks,
+    where torch vectorises, so cached scores from before the change stay valid."""
+    g = torch.Generator().manual_seed(n)
+    stacked = torch.randn(n, 1 << 21, generator=g) * torch.logspace(-3, 3, n).view(-1, 1)
+    weights = [0.3 * (i + 1) for i in range(n)]
+    assert torch.equal(M._sum0(stacked), stacked.sum(dim=0))
+    mask = stacked > 0
+    assert torch.equal(M._sum0(mask), mask.sum(dim=0).float())
+    reference = (stacked * torch.tensor(weights).view(-1, 1)).sum(dim=0)
+    assert torch.equal(M._weighted_sum(list(stacked), weights), reference)
