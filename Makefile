@@ -78,6 +78,7 @@ zoo-report: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/merge_bench.py
+	$(PY) bench/sweep_bench.py
 
 clean:
 	rm -rf book/_build book/executed book/_generated book/.staging-* book/.html-* .book-generated-*

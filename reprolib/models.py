@@ -29,6 +29,19 @@ def seeded(role: str, seed: int) -> str:
     return role if seed == 0 else f"{role}_s{seed}"
 
 
+def eval_device() -> str:
+    """Where the scorer evaluates: ``REPROLIB_DEVICE`` if set (``cpu``, ``cuda``, ``cuda:1``), else the
+    first GPU when torch sees one (a Ray task given a GPU sees exactly that one), else the CPU."""
+    import os
+
+    chosen = os.environ.get("REPROLIB_DEVICE", "").strip()
+    if chosen:
+        if chosen != "cpu" and not (chosen.startswith("cuda") and torch.cuda.is_available()):
+            raise ConfigError(f"REPROLIB_DEVICE = {chosen!r}: use 'cpu', or 'cuda[:N]' where a GPU is visible")
+        return chosen
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class Models:
     """Checkpoints by role, loaded once and kept as float32 state dicts (the zoo is small; for
     paper-scale checkpoints use the streaming engine, ``reprolib.merge.merge``)."""
@@ -83,11 +96,13 @@ class Models:
 
         return AutoTokenizer.from_pretrained(self.path(role))
 
-    def load(self, role: str):
-        """A fresh ``AutoModelForCausalLM`` (float32, eval mode), from safetensors only."""
+    def load(self, role: str, device: str = "cpu"):
+        """A fresh ``AutoModelForCausalLM`` (float32, eval mode), from safetensors only, on ``device``
+        (the scorer passes :func:`eval_device`)."""
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(self.path(role), dtype=torch.float32, use_safetensors=True).eval()
+        model = AutoModelForCausalLM.from_pretrained(self.path(role), dtype=torch.float32, use_safetensors=True).eval()
+        return model.to(device)
 
     def state_dict(self, role: str) -> dict[str, torch.Tensor]:
         """The role's weights as float32 tensors (cached; treat as read-only)."""

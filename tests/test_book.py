@@ -28,8 +28,9 @@ NOTEBOOK_PARAMS = {   # non-default parameters of each chapter notebook
               "eval_size": 16, "val_size": 16, "sizes": ["nano"], "fig3_steps": 110, "timing_iterations": 2},
     "taujp_text": {"n_seeds": 2, "n_samples": 6, "ppl_texts": 3, "grid": [0.0, 1.5, 3.0], "addition_grid": [0.0, 0.5, 1.0]},
     "taujp_beyond": {"n_items": 4, "unit": "example", "n_boot": 200},
+    "performance": {},
 }
-RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm", "taujp": "taujp", "taujp_text": "taujp_text", "taujp_beyond": "taujp_beyond"}      # results folder of each notebook (the others: lata)
+RESULTS = {"zoo": "zoo", "m3": "m3", "ptm": "ptm", "taujp": "taujp", "taujp_text": "taujp_text", "taujp_beyond": "taujp_beyond", "performance": "performance"}      # results folder of each notebook (the others: lata)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def _outputs(nb, mime):
 
 
 def test_every_chapter_notebook_is_tested():
-    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3", "ptm", "taujp", "taujp_text", "taujp_beyond"} == set(NOTEBOOK_PARAMS)
+    assert set(book.chapter_notebooks()) == {"zoo", "lata_learning", "lata_forgetting", "m3", "ptm", "taujp", "taujp_text", "taujp_beyond", "performance"} == set(NOTEBOOK_PARAMS)
 
 
 def _cells_code_lines(nb) -> list[int]:
@@ -467,6 +468,28 @@ def test_taujp_beyond_notebook(executed, tiny_zoo):
                               unit=params["unit"])
     fresh = measures.pair("instruct", (B.seeded(a, int(row.seed)), a), (B.seeded(b, int(row.seed)), b))
     assert row.taujp == pytest.approx(fresh["taujp"], rel=1e-4)
+
+
+def test_performance_notebook(executed):
+    """The Performance page shows the newest recorded benchmarks: its tables and glued values are
+    those recomputed here from the recorded JSON (nothing typed), with the machine and date."""
+    from reprolib import benchmarks as B
+
+    nb, res = executed["performance"]
+    assert (res.parent / "merge_rss.png").is_file()
+    merge, sweep = B.latest(book.ROOT / "bench" / "results", "merge_vs_mergekit"), B.latest(book.ROOT / "bench" / "results", "sweep_bench")
+    html = "\n".join(_outputs(nb, "text/html"))
+    markdown = "\n".join(_outputs(nb, "text/markdown"))
+    assert "Scale of this page: recorded benchmarks" in markdown and merge["date"] in markdown
+    for title in ("Table P1", "Table P2", "Table P3"):
+        assert title in markdown, title
+    assert html.count("<table") >= 3 and "<td>task_arithmetic</td>" in html and "in-place sweep" in html
+    glued = {o["metadata"]["scrapbook"]["name"]: o["data"].get("application/papermill.record/text/plain") for c in nb.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+    goals = B.merge_goals(merge)
+    assert glued["goals_n"] == str(len(goals)) and glued["goals_met"] == str(int(goals["met"].sum()))
+    frame = B.sweep_frame(sweep).set_index("path")
+    assert float(glued["sweep_x"]) == pytest.approx(frame.loc["in-place sweep", "speed-up (end to end)"])
 
 
 def test_zoo_notebook(executed, tiny_zoo):

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("merge_bench", ROOT / "bench" / "merge_bench.py")
+    spec = importlib.util.spec_from_file_location("bench_synth", ROOT / "bench" / "synth.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

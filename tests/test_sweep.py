@@ -55,6 +55,20 @@ def test_prepared_merge_equals_merge_state_dicts(method, params, model_params):
     assert all(torch.equal(v, _family()["a"][k]) for k, v in sd["a"].items())
 
 
+def test_a_scale_sweep_reuses_the_sum_and_keeps_the_bits():
+    """Task arithmetic keeps Σ w_i τ_i across a λ sweep (Method.scaled_sum): every point still equals a
+    fresh merge bit for bit, and new weights recompute the sum."""
+    sd = _family()
+    prepared = PreparedMerge("task_arithmetic", [sd["a"], sd["b"]], base=sd["base"])
+    for lam, weights in [(0.1, [1.0, 1.0]), (0.55, [1.0, 1.0]), (1.3, [1.0, 1.0]), (0.55, [0.2, 0.7]), (0.9, [0.2, 0.7])]:
+        mp = [{"weight": w} for w in weights]
+        got, _ = prepared.merge({"lambda": lam}, mp)
+        expected, _ = merge_state_dicts("task_arithmetic", [sd["a"], sd["b"]], base=sd["base"], params={"lambda": lam},
+                                        model_params=mp)
+        assert all(torch.equal(got[k], expected[k]) for k in expected), (lam, weights)
+        assert prepared._sums_for == tuple(weights)
+
+
 def test_prepared_merge_checks_inputs_once():
     sd = _family()
     sd["a"]["model.norm.weight"][0] = float("nan")
@@ -143,3 +157,17 @@ def test_unknown_executor_is_an_error(foreign, tmp_path):
 
     with pytest.raises(ConfigError, match="executor"):
         run_jobs([lambda: {}], "dask")
+
+
+def test_eval_device_follows_the_environment(monkeypatch):
+    from reprolib.errors import ConfigError
+    from reprolib.models import eval_device
+
+    monkeypatch.delenv("REPROLIB_DEVICE", raising=False)
+    assert eval_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("REPROLIB_DEVICE", "cpu")
+    assert eval_device() == "cpu"
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("REPROLIB_DEVICE", "cuda")
+        with pytest.raises(ConfigError, match="REPROLIB_DEVICE"):
+            eval_device()

@@ -64,6 +64,10 @@ class Scorer:
         self._token = uuid.uuid4().hex
         self.lm_eval = getattr(models, "lm_eval", None) or {}
         self.settings = {**settings, "version": EVAL_VERSION, **({"lm_eval": self.lm_eval} if self.lm_eval else {})}
+        from reprolib.models import eval_device
+
+        if eval_device() != "cpu":    # GPU scores differ in the last bits: their own cache entries
+            self.settings["device"] = "cuda"
         self.reference = reference
         self.tok = models.tokenizer(reference)
         self._model = None
@@ -82,7 +86,9 @@ class Scorer:
     @property
     def model(self):
         if self._model is None:
-            self._model = self.models.load(self.reference)
+            from reprolib.models import eval_device
+
+            self._model = self.models.load(self.reference, eval_device())
         return self._model
 
     def _load(self, sd: dict) -> None:

@@ -37,6 +37,7 @@ from reprolib.io import (
     read_tensor_range,
     package_versions,
 )
+from reprolib.merge import methods as M
 from reprolib.merge.registry import Block, Method, get_method
 from reprolib.merge.topk import TopKSelector, magnitude_threshold
 from reprolib.vectors import LayerCosine, layer_of
@@ -557,6 +558,9 @@ class PreparedMerge:
                 self._f32[(role, name)] = converted[id(src)]
         self._tvs = {name: [self._f32[(f"models[{i}]", name)] - self._f32[("base", name)] for i in range(len(models))]
                      for name, infos in self.floats if "base" in infos}
+        self._sums: dict[str, torch.Tensor] = {}     # Σ w_i τ_i per tensor for the weights in _sums_for
+        self._sums_for: tuple | None = None
+        self._scratch: dict[str, torch.Tensor] = {}  # per-tensor buffers of the in-place path
 
     def _inputs(self, params: dict, model_params: list[dict]) -> _Inputs:
         models, base, target, instruct = self._roles
@@ -591,7 +595,11 @@ class PreparedMerge:
                 thresholds = _tensor_thresholds(inputs, densities, global_thr, [(0, numel)], numel,
                                                 lambda start, end, thr: whole(name, infos, extra, thr))
                 blk = whole(name, infos, extra, thresholds)
-                value = _cast(m.combine(blk, m.vectors(blk)), out_dtype or dtype, name)
+                dest = out.get(name) if out is not None and offset is None else None
+                if dest is not None and dest.dtype == (out_dtype or dtype) and self._into(name, blk, dest):
+                    merged[name] = dest
+                    continue
+                value = _cast(self._combine(name, blk), out_dtype or dtype, name)
                 if offset is not None:
                     value = value + offset[name]
             if out is not None and name in out:
@@ -599,6 +607,41 @@ class PreparedMerge:
             else:
                 merged[name] = value
         return merged, extra
+
+
+    def _into(self, name: str, blk: Block, dest: torch.Tensor) -> bool:
+        """θ_base + scale · Σ w_i τ_i written straight into ``dest`` (a model's parameter, float32 like the
+        sum) through a scratch buffer kept per tensor: the same two roundings as :meth:`_combine`, no
+        allocation per sweep point. False when the method is not of that form (the caller combines)."""
+        if self.method.scaled_sum is None or name not in self._tvs or dest.dtype != torch.float32:
+            return False
+        total = self._sum(name, blk)
+        weights, scale = self.method.scaled_sum(blk)
+        scratch = self._scratch.get(name)
+        if scratch is None or scratch.device != dest.device:
+            scratch = self._scratch[name] = torch.empty_like(total, device=dest.device)
+        torch.mul(total.to(dest.device), scale, out=scratch)
+        torch.add(blk.base.to(dest.device), scratch, out=dest.view_as(scratch))
+        if not all_finite(dest):
+            raise TensorMismatchError(f"merged tensor '{name}' is not finite (|value| up to {float(dest.abs().max()):.3g})")
+        return True
+
+    def _sum(self, name: str, blk: Block) -> torch.Tensor:
+        """Σ w_i τ_i of tensor ``name`` for the block's weights, kept while the weights stay the same."""
+        weights, _ = self.method.scaled_sum(blk)
+        if self._sums_for != tuple(weights):
+            self._sums, self._sums_for = {}, tuple(weights)
+        if name not in self._sums:
+            self._sums[name] = M._weighted_sum(self.method.vectors(blk), weights)
+        return self._sums[name]
+
+    def _combine(self, name: str, blk: Block) -> torch.Tensor:
+        """The method's combine; for a method that is θ_base + scale · Σ w_i τ_i (``Method.scaled_sum``)
+        the sum is kept for the weights last used, so a sweep over the scale adds one product per point."""
+        m = self.method
+        if m.scaled_sum is None or name not in self._tvs:
+            return m.combine(blk, m.vectors(blk))
+        return blk.base + m.scaled_sum(blk)[1] * self._sum(name, blk)
 
 
 def merge_state_dicts(method: str, models: list[dict[str, torch.Tensor]], base: dict | None = None,

@@ -132,6 +132,9 @@ class Method:
     layer_weights: Callable[[dict, list[dict]], list[dict]] | None = None
     default_target: str = "base"   # the model merged vectors are added to when no target_model is given
     check: Callable[[dict, list[dict]], None] | None = None   # cross-parameter validation
+    # (weights, scale) such that combine(b, task_vectors) == b.base + scale · Σ_i weights_i τ_i exactly
+    # (methods._weighted_sum); a prepared merge then caches the sum across a sweep over the scale
+    scaled_sum: Callable[[Block], tuple[list[float], float]] | None = None
 
     def resolve(self, params: dict, model_params: list[dict], where: str = "config") -> tuple[dict, list[dict]]:
         """Validate parameters, fill defaults; unknown names are errors."""
@@ -228,6 +231,7 @@ register(Method(
     "task_arithmetic", M.task_arithmetic.__doc__,
     combine=lambda b, vs: M.task_arithmetic(b.base, vs, b.weights(), b.params["lambda"]),
     params=(SCALE,), model_params=(WEIGHT,),
+    scaled_sum=lambda b: (b.weights(), b.params["lambda"]),
 ))
 
 register(Method(
