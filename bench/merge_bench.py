@@ -64,6 +64,8 @@ sys.path.insert(0, str(BENCH))
 
 import synth  # noqa: E402
 
+from reprolib.benchmarks import SHORT, _ratio  # noqa: E402  (the Performance page's labels and ratios)
+
 MERGEKIT_VERSION = "0.1.5"
 # model widths by checkpoint size (GB per checkpoint); the layer count comes from synth.layers_for
 DIMS = [  # (smallest size in GB this row applies to, dims)
@@ -71,7 +73,6 @@ DIMS = [  # (smallest size in GB this row applies to, dims)
     (0.08, {"hidden": 1024, "inter": 2816, "vocab": 16000}),
     (0.0, {"hidden": 512, "inter": 1408, "vocab": 8000}),   # trial runs only
 ]
-SHORT = {"bfloat16": "bf16", "float32": "fp32", "float16": "fp16"}
 ITEMSIZE = {"bfloat16": 2, "float16": 2, "float32": 4}
 METHOD_PARAMS = {
     "task_arithmetic": {"lambda": 0.5},
@@ -128,33 +129,28 @@ def versions(python: str | Path) -> dict:
 
 # ----------------------------------------------------------------------------- measurement
 
-def _read_status(pid: int) -> dict[str, int]:
-    """RssAnon/RssFile/RssShmem/VmHWM of ``pid`` in bytes ({} once the process has exited)."""
+def _read_proc(pid: int, name: str, keys, unit: int = 1) -> dict[str, int]:
+    """The ``keys`` of ``/proc/<pid>/<name>`` ("key: value ..." lines) as integers × ``unit``
+    ({} once the process is gone). status: RssAnon/RssFile/RssShmem/VmHWM in kB; io: byte counters."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{name}") as f:
             lines = f.readlines()
     except OSError:
         return {}
     out = {}
     for line in lines:
         key, _, value = line.partition(":")
-        if key in STATUS_KEYS:
-            out[key] = int(value.split()[0]) * 1024
+        if key in keys:
+            out[key] = int(value.split()[0]) * unit
     return out
+
+
+def _read_status(pid: int) -> dict[str, int]:
+    return _read_proc(pid, "status", STATUS_KEYS, 1024)
 
 
 def _read_io(pid: int) -> dict[str, int]:
-    try:
-        with open(f"/proc/{pid}/io") as f:
-            lines = f.readlines()
-    except OSError:
-        return {}
-    out = {}
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key in IO_KEYS:
-            out[key] = int(value)
-    return out
+    return _read_proc(pid, "io", IO_KEYS)
 
 
 def measure(cmd: list[str], log: Path, interval: float = 0.02) -> dict:
@@ -528,10 +524,6 @@ def run_matrix(args, mk_python: Path) -> tuple[list[dict], dict | None, dict]:
 
 
 # ----------------------------------------------------------------------------- report
-
-def _ratio(a, b):
-    return round(a / b, 2) if a and b else None
-
 
 def _fmt(x, spec=".1f"):
     return "–" if x is None else format(x, spec)

@@ -92,10 +92,15 @@ class Scorer:
         return self._model
 
     def _load(self, sd: dict) -> None:
-        missing, unexpected = self.model.load_state_dict(sd, strict=False)
+        self._fit(*self.model.load_state_dict(sd, strict=False))
+
+    def _fit(self, missing, unexpected) -> None:
+        """After weights were written into the model: none may be missing (but a tied head) or
+        unexpected; a tied head is re-tied."""
         tied = {"lm_head.weight"} if self.model.config.tie_word_embeddings else set()
         if set(missing) - tied or unexpected:
-            raise RuntimeError(f"merged weights do not fit the model: missing {missing}, unexpected {unexpected}")
+            raise RuntimeError(f"merged weights do not fit the model: missing {sorted(missing)}, "
+                               f"unexpected {sorted(unexpected)}")
         if tied:
             self.model.tie_weights()
 
@@ -142,13 +147,7 @@ class Scorer:
         """Write a merge into the scorer's model in place (no state dict built, nothing re-read)."""
         targets = self.model.state_dict()
         merged = self.merged(*args, out=targets)
-        tied = {"lm_head.weight"} if self.model.config.tie_word_embeddings else set()
-        missing, unexpected = set(targets) - set(merged) - tied, set(merged) - set(targets)
-        if missing or unexpected:
-            raise RuntimeError(f"merged weights do not fit the model: missing {sorted(missing)}, "
-                               f"unexpected {sorted(unexpected)}")
-        if tied:
-            self.model.tie_weights()
+        self._fit(set(targets) - set(merged), set(merged) - set(targets))
 
     # ------------------------------------------------------------------ scoring
 

@@ -210,8 +210,7 @@ def all_finite(x: torch.Tensor) -> bool:
     test. About 30× cheaper than ``isfinite(x).all()`` on the usual all-finite block."""
     if x.numel() == 0 or not x.is_floating_point():
         return True
-    total = x.sum(dtype=torch.float64) if x.dtype == torch.float64 else x.sum()
-    return bool(torch.isfinite(total)) or bool(torch.isfinite(x).all())
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def _check_finite(x: torch.Tensor, info: TensorInfo, role: str) -> None:
@@ -257,10 +256,15 @@ def _make_block(inputs: _Inputs, name: str, get, start: int, end: int, numel: in
 
 def _cast(merged: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
     out = merged.to(dtype)
-    if not all_finite(out):
-        raise TensorMismatchError(f"merged tensor '{name}' overflows {dtype} (|value| up to "
-                                  f"{float(merged.abs().max()):.3g}); choose dtype bfloat16 or float32")
+    _check_merged(out, merged, name)
     return out
+
+
+def _check_merged(out: torch.Tensor, merged: torch.Tensor, name: str) -> None:
+    """``out`` (``merged`` in the output dtype) must be finite."""
+    if not all_finite(out):
+        raise TensorMismatchError(f"merged tensor '{name}' overflows {out.dtype} (|value| up to "
+                                  f"{float(merged.abs().max()):.3g}); choose dtype bfloat16 or float32")
 
 
 # ----------------------------------------------------------------------------- statistics passes
@@ -608,22 +612,24 @@ class PreparedMerge:
                 merged[name] = value
         return merged, extra
 
+    def _scaled(self, name: str) -> bool:
+        """Whether tensor ``name`` merges as θ_base + scale · Σ w_i τ_i (``Method.scaled_sum``)."""
+        return self.method.scaled_sum is not None and name in self._tvs
 
     def _into(self, name: str, blk: Block, dest: torch.Tensor) -> bool:
         """θ_base + scale · Σ w_i τ_i written straight into ``dest`` (a model's parameter, float32 like the
         sum) through a scratch buffer kept per tensor: the same two roundings as :meth:`_combine`, no
         allocation per sweep point. False when the method is not of that form (the caller combines)."""
-        if self.method.scaled_sum is None or name not in self._tvs or dest.dtype != torch.float32:
+        if not self._scaled(name) or dest.dtype != torch.float32:
             return False
         total = self._sum(name, blk)
-        weights, scale = self.method.scaled_sum(blk)
+        scale = self.method.scaled_sum(blk)[1]
         scratch = self._scratch.get(name)
         if scratch is None or scratch.device != dest.device:
             scratch = self._scratch[name] = torch.empty_like(total, device=dest.device)
         torch.mul(total.to(dest.device), scale, out=scratch)
         torch.add(blk.base.to(dest.device), scratch, out=dest.view_as(scratch))
-        if not all_finite(dest):
-            raise TensorMismatchError(f"merged tensor '{name}' is not finite (|value| up to {float(dest.abs().max()):.3g})")
+        _check_merged(dest, dest, name)
         return True
 
     def _sum(self, name: str, blk: Block) -> torch.Tensor:
@@ -639,7 +645,7 @@ class PreparedMerge:
         """The method's combine; for a method that is θ_base + scale · Σ w_i τ_i (``Method.scaled_sum``)
         the sum is kept for the weights last used, so a sweep over the scale adds one product per point."""
         m = self.method
-        if m.scaled_sum is None or name not in self._tvs:
+        if not self._scaled(name):
             return m.combine(blk, m.vectors(blk))
         return blk.base + m.scaled_sum(blk)[1] * self._sum(name, blk)
 
