@@ -42,15 +42,14 @@ test: $(STAMP) sandbox
 	@$(PY) -m reprolib.evals.sandbox || true
 	$(PY) -m pytest tests
 
-# Build/reuse the zoo, execute every chapter notebook with papermill, build the HTML (book/_build/html).
+# Build/reuse the zoos, execute every chapter notebook with papermill, build the HTML (book/_build/html):
+# one stage per zoo group, zoo, notebook and the HTML, as many at once as there are cores (LANES=1: one
+# after another), logs and per-stage times in results/build/<profile>/ (reprolib.stages)
+LANES ?= 0
 book: $(STAMP) sandbox
 	@$(PY) -m reprolib.evals.sandbox || true
-	@if [ ! -f "$(PROFILE)" ]; then $(PY) -m reprolib.zoo build --profile $(PROFILE) --groups $(ZOO_GROUPS); fi
-	$(PY) -m reprolib.vision.zoo --profile $(VISION_PROFILE) --seeds 3
-	$(PY) -m reprolib.vision.zoo --profile $(VISION_SIZE) --seeds 3 --regimes nonlinear,linear,linear_taujp,mtl
-	$(PY) -m reprolib.text.toxicity --profile $(TOX_PROFILE) --seeds 3
-	$(PY) -m reprolib.text.zoo --profile $(TOX_PROFILE) --seeds 3
-	$(PY) -m reprolib book --profile $(PROFILE)
+	$(PY) -m reprolib.stages --profile $(PROFILE) --groups $(ZOO_GROUPS) --vision-profile $(VISION_PROFILE) \
+	  --vision-size $(VISION_SIZE) --tox-profile $(TOX_PROFILE) --lanes $(LANES)
 
 # Re-run one chapter with other parameters, then rebuild the HTML:
 #   make chapter NB=lata_forgetting PARAMS="-p sigma 0.9"     (or PARAMS="-f params.yaml")

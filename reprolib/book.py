@@ -375,6 +375,9 @@ def main(argv=None) -> int:
     ap.add_argument("-f", action="append", default=[], metavar="YAML", help="a YAML file of notebook parameters")
     ap.add_argument("--no-html", action="store_true", help="execute notebooks only")
     ap.add_argument("--html-only", action="store_true", help="rebuild the HTML from book/executed only")
+    ap.add_argument("--execute-only", action="store_true",
+                    help="execute notebooks into book/executed and write no page (several may run at once: "
+                         "python -m reprolib.stages)")
     ap.add_argument("--executor", choices=["local", "ray"], default=None,
                     help="where the chapters' merge+evaluation grids run: here (default) or one Ray task per "
                          "point (RAY_ADDRESS joins a cluster; see reprolib.kit.executors)")
@@ -390,6 +393,8 @@ def main(argv=None) -> int:
             if unknown:
                 raise ConfigError(f"no notebook(s) {unknown} in notebooks/ (known: {sorted(p.stem for p in NOTEBOOKS.glob('*.ipynb'))})")
             run_notebooks(stems, notebook_parameters(stems, profile, dict(args.p), args.f))
+        if args.execute_only:
+            return 0
         index = publish(args.profile, html=not args.no_html)   # after the notebooks: the scoreboard reads their summaries
         if index:
             print(f"[book] built {index} in {time.perf_counter() - t0:.0f} s")

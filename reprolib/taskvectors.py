@@ -26,6 +26,8 @@ from typing import Iterator, Mapping
 import numpy as np
 import torch
 
+from reprolib.stages import TRAIN_THREADS, pinned_threads
+
 
 def config_hash(config: Mapping) -> str:
     """The 12-hex-digit sha256 of a JSON-able config (sorted keys): the zoos' cache keys."""
@@ -143,18 +145,21 @@ class TaskVectorStore:
 
         t0 = time.perf_counter()
         flat, record = {}, {}
-        for name, (tau, losses) in self._finetune_all(regime, seed):
-            flat.update({f"{name}.{k}": v.contiguous() for k, v in tau.items()})
-            record[name] = {"first_loss": losses[0], "final_loss": float(np.mean(losses[-20:]))}
+        with pinned_threads(TRAIN_THREADS):   # the bytes depend on the thread count (reprolib.stages)
+            for name, (tau, losses) in self._finetune_all(regime, seed):
+                flat.update({f"{name}.{k}": v.contiguous() for k, v in tau.items()})
+                record[name] = {"first_loss": losses[0], "final_loss": float(np.mean(losses[-20:]))}
         save_with_provenance(path, flat, {"regime": regime, "seed": seed, "hash": self.tv_key(regime),
                                           "pretrained": self.key(), "settings": self.settings(regime), "losses": record,
+                                          "threads": TRAIN_THREADS,
                                           "seconds": round(time.perf_counter() - t0, 1), "versions": package_versions(),
                                           "built": time.strftime("%Y-%m-%d")})
 
 
 def main(zoo_class, profiles: Mapping, prog: str, description: str, argv=None) -> None:
     """The command line of a task-vector zoo: ``--profile``, ``--root``, ``--seeds``, ``--regimes``,
-    ``--threads``; prepares θ0, fine-tunes whatever is missing and prints the task vectors' hashes."""
+    prepares θ0, fine-tunes whatever is missing and prints the task vectors' hashes. The training runs
+    with ``reprolib.stages.TRAIN_THREADS`` threads, so that its bytes never depend on the machine."""
     import argparse
 
     regimes_all = zoo_class.ALL_REGIMES
@@ -164,13 +169,11 @@ def main(zoo_class, profiles: Mapping, prog: str, description: str, argv=None) -
     parser.add_argument("--seeds", type=int, default=3, help="training seeds 0 … n−1")
     parser.add_argument("--regimes", default=",".join(regimes_all),
                         help=f"comma-separated, of {', '.join(regimes_all)} (default: all)")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     regimes = tuple(r for r in args.regimes.split(",") if r)
     unknown = sorted(set(regimes) - set(regimes_all))
     if unknown:
         parser.error(f"--regimes: unknown {unknown} (known: {', '.join(regimes_all)})")
-    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     zoo = zoo_class(args.profile, root=args.root)
     zoo.pretrained()

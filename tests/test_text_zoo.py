@@ -121,7 +121,7 @@ def test_missing_base_and_bad_settings_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match=r"tiny/base-[0-9a-f]{12}.*python -m reprolib.zoo build --profile tiny"):
         TextZoo("tiny", root=tmp_path / "empty", progress=False).pretrained()
     with pytest.raises(CheckpointError, match="missing"):
-        main(["--profile", "tiny", "--root", str(tmp_path / "empty"), "--seeds", "1", "--threads", "1"])
+        main(["--profile", "tiny", "--root", str(tmp_path / "empty"), "--seeds", "1"])
     assert not (tmp_path / "empty").exists()                        # nothing written
     with pytest.raises(ValueError, match="unknown text profile"):
         TextZoo("huge")

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reprolib.stages import TRAIN_THREADS, pinned_threads
 from reprolib.taskvectors import save_with_provenance
 from reprolib.errors import CheckpointError
 from reprolib.text import toxic_data as X
@@ -193,13 +194,14 @@ class ToxicityVectors:
 
         s, tok = self.settings, self.tokenizer()
         control = control_windows(tok, X.control_texts(), s.control_len) if regime == "linear_taujp" else None
-        tau, record = finetune_lm(self.model(), tok, X.toxic_comments(s.n_comments, 0, "train"), regime, steps=s.steps,
-                                  lr=s.lr, seed=seed, batch=s.batch, control=control, penalty=s.penalty,
-                                  reg_batch=s.reg_batch, max_len=s.max_len)
+        with pinned_threads(TRAIN_THREADS):   # the bytes depend on the thread count (reprolib.stages)
+            tau, record = finetune_lm(self.model(), tok, X.toxic_comments(s.n_comments, 0, "train"), regime, steps=s.steps,
+                                      lr=s.lr, seed=seed, batch=s.batch, control=control, penalty=s.penalty,
+                                      reg_batch=s.reg_batch, max_len=s.max_len)
         save_with_provenance(path, {k: v.contiguous() for k, v in tau.items()},
                              {"regime": regime, "seed": seed, "hash": self.key(regime), "base": str(self.base),
                               "base_sha256": self.base_hash, "settings": self.reads(regime), "data": X.fingerprint(),
-                              "train": record, "threads": torch.get_num_threads(), "versions": package_versions(),
+                              "train": record, "threads": TRAIN_THREADS, "versions": package_versions(),
                               "built": time.strftime("%Y-%m-%d")})
 
 
@@ -423,9 +425,7 @@ def main(argv=None) -> None:
     ap.add_argument("--zoo-root", default="zoo", help="the zoo (its base is read; vectors go to <root>/toxicity-<profile>)")
     ap.add_argument("--evaluate", action="store_true", help="also evaluate every seed (cached)")
     ap.add_argument("--cache-dir", default="results/cache")
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
     tox = open_toxicity(args.profile, args.zoo_root, args.seeds, cache_dir=args.cache_dir)
     t0 = time.perf_counter()
     tox.build()

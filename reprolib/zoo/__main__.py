@@ -1,4 +1,4 @@
-"""python -m reprolib.zoo build|report --profile tiny|mini [--root zoo] [--groups core,lata,...] [--out FILE]"""
+"""python -m reprolib.zoo build|report --profile tiny|mini [--root zoo] [--groups core,lata,...] [--names base,instruct] [--out FILE]"""
 
 import argparse
 import json
@@ -13,6 +13,7 @@ def main(argv=None) -> int:
     ap.add_argument("--root", default="zoo", help="cache folder of built models")
     ap.add_argument("--groups", default=None,
                     help="build: comma-separated model groups (core, lata, m3, ptm, noise); default all but noise")
+    ap.add_argument("--names", default=None, help="build: comma-separated model names (instead of --groups)")
     ap.add_argument("--no-noise", action="store_true", help="report: skip the 3-seed score-noise study")
     ap.add_argument("--out", default=None, help="report: JSON file to write (with .md and .png beside it)")
     args = ap.parse_args(argv)
@@ -22,6 +23,13 @@ def main(argv=None) -> int:
 
         zoo = Zoo(args.profile, root=args.root)
         names = zoo.names(tuple(args.groups.split(","))) if args.groups else None
+        if args.names:
+            if args.groups:
+                ap.error("give --groups or --names, not both")
+            names = [n for n in args.names.split(",") if n]
+            unknown = [n for n in names if n not in zoo.recipes]
+            if unknown:
+                ap.error(f"--names: unknown model(s) {unknown} (known: {', '.join(zoo.recipes)})")
         for name, path in zoo.build(names).items():
             prov = json.loads((path / "provenance.json").read_text())
             print(f"{name:14s} {path}  steps={prov['train']['steps']} tokens/s={prov['train']['tokens_per_s']}")

@@ -1,0 +1,304 @@
+"""``make book`` as a graph of stages run side by side, as many at once as there are cores.
+
+    python -m reprolib.stages --profile mini [--lanes 2] [--dry-run]
+
+A stage is one command: a group of zoo models, a vision or text zoo, one chapter notebook, the HTML.
+It starts once the stages whose outputs it reads have finished; among the stages ready to start, the
+one heading the longest remaining chain (by the durations recorded last time, else the estimates
+below) goes first. On 2 cores, two stages run at once with one thread each: the zoo's training is
+compute-bound (2 threads train 1.7× faster than 1, so two 1-thread stages do 1.2× the work of one
+2-thread stage) and the chapters' evaluations are bound by per-operation overhead (two 1-thread
+stages do about 1.5× the work). A stage that starts with nothing else ready or running takes every core.
+The thread count never changes a result. The language zoo's training gives the same bytes with 1 and
+2 threads (``tests/test_stages.py``); the vision, text and toxicity task vectors do not, so they train
+with ``TRAIN_THREADS`` whatever the stage was given (``pinned_threads``), and the vision chapters
+evaluate with one thread too (``reprolib.kit.chapter.open_frame``).
+
+Each stage's output goes to ``results/build/<profile>/<stage>.log``; the wall time of every stage, its
+thread count and the whole build's go to ``results/build/<profile>/stages.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+THREADS_ENV = "REPROLIB_THREADS"
+
+
+def stage_threads(default: int = 2) -> int:
+    """Threads for this process's tensor math: ``REPROLIB_THREADS`` when the stage runner set it, else ``default``."""
+    raw = os.environ.get(THREADS_ENV, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {THREADS_ENV}={raw!r} is not a whole number of threads") from None
+    if value < 1:
+        raise ValueError(f"environment variable {THREADS_ENV}={raw!r} must be at least 1")
+    return value
+
+
+# The vision, text and toxicity task vectors (and the vision θ0) train with one thread whatever the stage
+# was given: their float reductions differ with the thread count (a 2-thread vision θ0 differs from a
+# 1-thread one in every tensor), so a fixed count keeps their bytes the same on any machine and schedule.
+TRAIN_THREADS = 1
+
+
+@contextmanager
+def pinned_threads(n: int = TRAIN_THREADS):
+    """Run the block with ``n`` torch threads, then restore the previous count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class Stage:
+    name: str
+    command: list[str]
+    after: tuple[str, ...] = ()
+    estimate_s: float = 60.0      # wall time with 2 threads on the 2-core machine (results/book/build-times.md)
+    notes: str = ""
+
+
+@dataclass
+class Outcome:
+    name: str
+    threads: int
+    started_s: float
+    seconds: float = 0.0
+    returncode: int | None = None
+    log: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def book_stages(profile: str = "mini", groups: str = "core,lata,m3,ptm,noise", vision_profile: str = "mini",
+                vision_size: str = "micro", tox_profile: str = "mini", notebooks: list[str] | None = None) -> list[Stage]:
+    """The stages of ``make book`` (the Makefile's variables as arguments). A paper profile (a YAML
+    file) builds no language zoo but the ``tox_profile`` base the τJp text pages start from: its
+    chapters' checkpoints are the user's."""
+    from reprolib.book import chapter_notebooks
+    from reprolib.zoo.build import GRAPH
+
+    py = [sys.executable, "-m"]
+    stages: list[Stage] = []
+    language = not Path(profile).is_file()
+    wanted = [g for g in groups.split(",") if g]
+    zoo_of: dict[str, str] = {}      # zoo group -> the stage that builds it
+    if language:
+        if "core" not in wanted:
+            wanted.insert(0, "core")
+        # Merge to Learn's retrained models (RT, 4,800 of the group's 6,724 steps) are a stage of their own
+        rt = [r.name for r in GRAPH if r.group == "ptm" and r.name.startswith("rt_")]
+        for g in wanted:
+            names = [r.name for r in GRAPH if r.group == g and not (g == "ptm" and r.name in rt)]
+            stages.append(Stage(f"zoo-{g}", py + ["reprolib.zoo", "build", "--profile", profile, "--names", ",".join(names)],
+                                () if g == "core" else ("zoo-core",), ESTIMATES.get(f"zoo-{g}", 300)))
+            zoo_of[g] = f"zoo-{g}"
+        if "ptm" in wanted:
+            stages.append(Stage("zoo-ptm-rt", py + ["reprolib.zoo", "build", "--profile", profile, "--names", ",".join(rt)],
+                                ("zoo-core",), ESTIMATES["zoo-ptm-rt"]))
+    vision = py + ["reprolib.vision.zoo", "--profile", vision_profile, "--seeds", "3"]
+    from reprolib.vision.zoo import REGIMES as VISION_REGIMES, VARIANTS as VISION_VARIANTS
+
+    stages += [Stage("vision-theta0", vision + ["--regimes", ""], (), ESTIMATES["vision-theta0"]),
+               Stage("vision-tables", vision + ["--regimes", ",".join(VISION_REGIMES)], ("vision-theta0",), ESTIMATES["vision-tables"]),
+               Stage("vision-variants", vision + ["--regimes", ",".join(VISION_VARIANTS)], ("vision-theta0",), ESTIMATES["vision-variants"]),
+               Stage("vision-size", py + ["reprolib.vision.zoo", "--profile", vision_size, "--seeds", "3", "--regimes",
+                                          ",".join(VISION_REGIMES + ("mtl",))], (), ESTIMATES["vision-size"])]
+    if not language:    # the toxicity and text task vectors still start from the language zoo's base
+        stages.append(Stage("zoo-core", py + ["reprolib.zoo", "build", "--profile", tox_profile, "--names", "base"], (),
+                            ESTIMATES["zoo-core"] / 2))
+    base = ("zoo-core",)
+    stages += [Stage("toxicity", py + ["reprolib.text.toxicity", "--profile", tox_profile, "--seeds", "3"], base, ESTIMATES["toxicity"]),
+               Stage("text-zoo", py + ["reprolib.text.zoo", "--profile", tox_profile, "--seeds", "3"], base, ESTIMATES["text-zoo"])]
+    zoo_all = tuple(zoo_of.values()) + (("zoo-ptm-rt",) if "ptm" in zoo_of else ())
+    reads = {"lata_learning": ("core", "lata", "noise"), "lata_forgetting": ("core", "lata"), "m3": ("core", "m3"),
+             "ptm": ("core", "m3", "ptm"), "performance": ()}    # zoo groups; any other language chapter reads them all
+    stems = notebooks or chapter_notebooks()
+    chapter_stages = [f"nb-{stem}" for stem in stems]
+    for stem in stems:
+        if stem == "taujp_beyond":      # it reuses the merges every other chapter cached: last
+            after = tuple(n for n in chapter_stages if n != "nb-taujp_beyond")
+        elif stem == "taujp":
+            after = ("vision-tables", "vision-variants", "vision-size")
+        elif stem == "taujp_text":
+            after = ("toxicity", "text-zoo") + base
+        elif stem in reads:
+            after = tuple(zoo_of[g] for g in reads[stem] if g in zoo_of) + (("zoo-ptm-rt",) if stem == "ptm" and "ptm" in zoo_of else ())
+        else:
+            after = zoo_all
+        stages.append(Stage(f"nb-{stem}", py + ["reprolib", "book", "--profile", profile, "--only", stem, "--execute-only"],
+                            after, ESTIMATES.get(f"nb-{stem}", 120)))
+    stages.append(Stage("html", py + ["reprolib", "book", "--profile", profile, "--html-only"], tuple(chapter_stages),
+                        ESTIMATES["html"]))
+    check_graph(stages)
+    return stages
+
+
+# Wall times with 2 threads, from results/book/build-times.md (used until a build records its own)
+ESTIMATES = {"zoo-core": 490, "zoo-lata": 330, "zoo-m3": 250, "zoo-ptm": 300, "zoo-ptm-rt": 720, "zoo-noise": 420,
+             "vision-theta0": 25, "vision-tables": 540, "vision-variants": 770, "vision-size": 340, "toxicity": 300,
+             "text-zoo": 380, "nb-zoo": 156, "nb-lata_learning": 872, "nb-lata_forgetting": 116, "nb-m3": 650,
+             "nb-ptm": 190, "nb-taujp": 294, "nb-taujp_text": 296, "nb-taujp_beyond": 59, "nb-performance": 15, "html": 25}
+
+
+def check_graph(stages: list[Stage]) -> None:
+    """Every stage named once, every dependency a stage listed before it (so the graph has no cycle)."""
+    seen: set[str] = set()
+    for s in stages:
+        if s.name in seen:
+            raise ValueError(f"stage {s.name!r} is listed twice")
+        missing = [a for a in s.after if a not in seen]
+        if missing:
+            raise ValueError(f"stage {s.name!r} waits for {missing}, which are not listed before it")
+        seen.add(s.name)
+
+
+def critical_paths(stages: list[Stage], durations: dict[str, float]) -> dict[str, float]:
+    """For each stage, its duration plus the longest chain of stages that wait on it."""
+    after_me: dict[str, list[str]] = {s.name: [] for s in stages}
+    for s in stages:
+        for a in s.after:
+            after_me[a].append(s.name)
+    out: dict[str, float] = {}
+    for s in reversed(stages):       # dependents come later in the list
+        out[s.name] = durations.get(s.name, s.estimate_s) + max((out[d] for d in after_me[s.name]), default=0.0)
+    return out
+
+
+def plan_order(stages: list[Stage], durations: dict[str, float], done: set[str], running: set[str]) -> list[Stage]:
+    """The stages that can start now, longest remaining chain first."""
+    paths = critical_paths(stages, durations)
+    ready = [s for s in stages if s.name not in done and s.name not in running and all(a in done for a in s.after)]
+    return sorted(ready, key=lambda s: -paths[s.name])
+
+
+def run(stages: list[Stage], out_dir: Path, lanes: int, cores: int, log=print, poll_s: float = 0.5) -> list[Outcome]:
+    """Run the stages, at most ``lanes`` at once. On a failure no new stage starts, the running ones are
+    stopped, and RuntimeError names the stage and its log."""
+    from tqdm.auto import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = out_dir / "stages.json"
+    previous = {}
+    if record.exists():
+        try:
+            previous = {o["name"]: o["seconds"] for o in json.loads(record.read_text())["stages"] if o.get("returncode") == 0}
+        except (ValueError, KeyError, TypeError):
+            previous = {}
+    done: set[str] = set()
+    running: dict[str, tuple[subprocess.Popen, Outcome, object]] = {}
+    outcomes: list[Outcome] = []
+    t0 = time.perf_counter()
+    failed: Outcome | None = None
+    bar = tqdm(total=len(stages), desc="make book", unit="stage")
+    try:
+        while len(done) < len(stages) and failed is None:
+            ready = plan_order(stages, previous, done, set(running))
+            while ready and len(running) < lanes:
+                stage = ready.pop(0)
+                alone = not ready and not running
+                threads = cores if alone else max(1, cores // lanes)
+                logfile = out_dir / f"{stage.name}.log"
+                handle = open(logfile, "w")
+                env = {**os.environ, THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads),
+                       "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+                outcome = Outcome(stage.name, threads, round(time.perf_counter() - t0, 1), log=str(logfile))
+                proc = subprocess.Popen(stage.command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+                running[stage.name] = (proc, outcome, handle)
+                tqdm.write(f"[build {time.perf_counter() - t0:6.0f} s] start {stage.name} ({threads} thread{'s' * (threads > 1)})")
+            bar.set_postfix_str(", ".join(sorted(running)))
+            time.sleep(poll_s)
+            for name, (proc, outcome, handle) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                handle.close()
+                outcome.returncode = proc.returncode
+                outcome.seconds = round(time.perf_counter() - t0 - outcome.started_s, 1)
+                outcomes.append(outcome)
+                del running[name]
+                if proc.returncode != 0:
+                    failed = outcome
+                    break
+                done.add(name)
+                bar.update(1)
+                tqdm.write(f"[build {time.perf_counter() - t0:6.0f} s] done  {name} in {outcome.seconds:.0f} s")
+    finally:
+        for name, (proc, outcome, handle) in running.items():
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            handle.close()
+        bar.close()
+    total = round(time.perf_counter() - t0, 1)
+    _write_record(record, outcomes, total, lanes, cores, failed is None)
+    if failed is not None:
+        tail = Path(failed.log).read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError(f"stage {failed.name!r} failed (exit {failed.returncode}); its log is {failed.log}. Last lines:\n"
+                           + "\n".join(tail))
+    log(f"[build] every stage done in {total:.0f} s ({total / 60:.1f} min, {lanes} at once on {cores} cores); times in {record}")
+    return outcomes
+
+
+def _write_record(path: Path, outcomes: list[Outcome], total: float, lanes: int, cores: int, ok: bool) -> None:
+    from reprolib.io import package_versions
+
+    body = {"ok": ok, "total_s": total, "lanes": lanes, "cores": cores, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "stages": [o.__dict__ for o in outcomes], "versions": package_versions()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(body, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m reprolib.stages", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="mini")
+    ap.add_argument("--groups", default="core,lata,m3,ptm,noise", help="language zoo groups to build")
+    ap.add_argument("--vision-profile", default="mini")
+    ap.add_argument("--vision-size", default="micro", help="Table 7's second model size")
+    ap.add_argument("--tox-profile", default="mini")
+    ap.add_argument("--lanes", type=int, default=0, help="stages at once (default: the cores)")
+    ap.add_argument("--out", default=None, help="logs and stages.json (default results/build/<profile>)")
+    ap.add_argument("--dry-run", action="store_true", help="list the stages and their order, run nothing")
+    args = ap.parse_args(argv)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    lanes = args.lanes or cores
+    if lanes < 1:
+        ap.error("--lanes must be at least 1")
+    stages = book_stages(args.profile, args.groups, args.vision_profile, args.vision_size, args.tox_profile)
+    if args.dry_run:
+        paths = critical_paths(stages, {})
+        for s in stages:
+            print(f"{s.name:22s} after {', '.join(s.after) or '-':60s} chain {paths[s.name]:6.0f} s  {' '.join(s.command[2:])}")
+        return 0
+    from reprolib.paths import project_path
+
+    out = Path(args.out) if args.out else project_path("results") / "build" / Path(args.profile).stem
+    try:
+        run(stages, out, lanes, cores)
+    except RuntimeError as e:
+        print(f"reprolib.stages: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""``make book``'s stage graph and runner (reprolib.stages), and the premise it runs on: the thread count
+does not change the bytes the zoo trains."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from reprolib import stages as S
+from reprolib.book import chapter_notebooks
+from reprolib.zoo.build import GRAPH, GROUPS
+
+
+def _names(stage: S.Stage) -> list[str]:
+    return stage.command[stage.command.index("--names") + 1].split(",")
+
+
+def test_book_stages_cover_every_model_and_chapter_once():
+    stages = S.book_stages("mini")
+    by_name = {s.name: s for s in stages}
+    built = [n for s in stages if "--names" in s.command for n in _names(s)]
+    assert sorted(built) == sorted(r.name for r in GRAPH if r.group in GROUPS)
+    assert len(built) == len(set(built))
+    assert {f"nb-{stem}" for stem in chapter_notebooks()} <= set(by_name)
+    assert set(by_name["html"].after) == {f"nb-{stem}" for stem in chapter_notebooks()}
+    assert stages[-1].name == "html"
+    # every language-zoo stage after the base and instruct models; a chapter after the models it reads
+    assert all(s.after == ("zoo-core",) for s in stages if s.name.startswith("zoo-") and s.name != "zoo-core")
+    assert {"zoo-m3", "zoo-ptm", "zoo-ptm-rt"} <= set(by_name["nb-ptm"].after)
+    assert set(by_name["nb-zoo"].after) == {s.name for s in stages if s.name.startswith("zoo-")}
+    assert "nb-m3" in by_name["nb-taujp_beyond"].after
+
+
+def test_paper_profile_builds_no_language_zoo(tmp_path):
+    paper = tmp_path / "paper.yaml"
+    paper.write_text("roles: {}\n")
+    stages = S.book_stages(str(paper))
+    zoo = [s for s in stages if s.name.startswith("zoo-")]
+    assert [(s.name, _names(s)) for s in zoo] == [("zoo-core", ["base"])]    # the τJp text pages' θ0
+    assert {s.name for s in stages if "zoo-core" in s.after} == {"toxicity", "text-zoo", "nb-taujp_text"}
+
+
+def test_check_graph_rejects_unknown_and_repeated_stages():
+    with pytest.raises(ValueError, match="'b' waits for \\['a'\\]"):
+        S.check_graph([S.Stage("b", ["true"], ("a",)), S.Stage("a", ["true"])])
+    with pytest.raises(ValueError, match="'a' is listed twice"):
+        S.check_graph([S.Stage("a", ["true"]), S.Stage("a", ["true"])])
+
+
+def test_longest_chain_first():
+    stages = [S.Stage("short", ["true"], (), 10), S.Stage("long", ["true"], (), 5), S.Stage("tail", ["true"], ("long",), 100)]
+    assert S.critical_paths(stages, {}) == {"short": 10, "long": 105, "tail": 100}
+    assert [s.name for s in S.plan_order(stages, {}, set(), set())] == ["long", "short"]
+    assert [s.name for s in S.plan_order(stages, {"short": 200}, set(), set())] == ["short", "long"]
+    assert [s.name for s in S.plan_order(stages, {}, {"long"}, {"short"})] == ["tail"]
+
+
+def _stamp(name: str, wait: float = 0.0) -> list[str]:
+    """A stage that records when it ran and with how many threads."""
+    code = (f"import os, json, time; t0 = time.time(); time.sleep({wait}); "
+            f"json.dump({{'start': t0, 'end': time.time(), 'threads': os.environ['{S.THREADS_ENV}']}}, "
+            f"open('{name}.json', 'w'))")
+    return [sys.executable, "-c", code]
+
+
+def test_run_two_lanes_respects_dependencies_and_records_times(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stages = [S.Stage("a", _stamp("a", 0.6)), S.Stage("b", _stamp("b", 0.6)), S.Stage("c", _stamp("c"), ("a", "b"))]
+    S.run(stages, tmp_path / "out", lanes=2, cores=2, log=lambda *_: None, poll_s=0.05)
+    seen = {n: json.loads((tmp_path / f"{n}.json").read_text()) for n in "abc"}
+    assert seen["a"]["start"] < seen["b"]["end"] and seen["b"]["start"] < seen["a"]["end"]   # side by side
+    assert seen["c"]["start"] >= max(seen["a"]["end"], seen["b"]["end"])
+    assert seen["a"]["threads"] == seen["b"]["threads"] == "1"    # two at once on 2 cores
+    assert seen["c"]["threads"] == "2"                             # alone: every core
+    record = json.loads((tmp_path / "out" / "stages.json").read_text())
+    assert record["ok"] and {o["name"] for o in record["stages"]} == {"a", "b", "c"}
+    assert all(o["returncode"] == 0 and o["seconds"] > 0 for o in record["stages"])
+
+
+def test_run_stops_at_a_failed_stage_and_names_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fail = [sys.executable, "-c", "import sys; print('the reason'); sys.exit(3)"]
+    stages = [S.Stage("bad", fail), S.Stage("later", _stamp("later"), ("bad",))]
+    with pytest.raises(RuntimeError, match=r"stage 'bad' failed \(exit 3\)(.|\n)*the reason"):
+        S.run(stages, tmp_path / "out", lanes=2, cores=2, log=lambda *_: None, poll_s=0.05)
+    assert not (tmp_path / "later.json").exists()
+    record = json.loads((tmp_path / "out" / "stages.json").read_text())
+    assert not record["ok"] and record["stages"][0]["returncode"] == 3
+
+
+def test_stage_threads_from_the_environment(monkeypatch):
+    monkeypatch.delenv(S.THREADS_ENV, raising=False)
+    assert S.stage_threads(2) == 2
+    monkeypatch.setenv(S.THREADS_ENV, "1")
+    assert S.stage_threads(2) == 1
+    for bad in ("two", "0"):
+        monkeypatch.setenv(S.THREADS_ENV, bad)
+        with pytest.raises(ValueError, match=S.THREADS_ENV):
+            S.stage_threads()
+
+
+def _trained_bytes(threads: int) -> str:
+    """A mini-width Llama (hidden 96, 2 layers) after 4 SFT-like steps with padding, at ``threads``."""
+    from reprolib.zoo.train import train
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    class Tok:   # what ``train`` reads of a tokenizer
+        pad_token_id, eos_token_id = 0, 1
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=96, intermediate_size=256, num_hidden_layers=2,
+                                             num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True,
+                                             pad_token_id=0, eos_token_id=1, bos_token_id=None))
+        g = torch.Generator().manual_seed(1)
+        pairs = [(torch.randint(2, 256, (int(n),), generator=g).tolist(), int(n) // 2)
+                 for n in torch.randint(8, 96, (64,), generator=g)]
+        stream = torch.randint(2, 256, (4096,), generator=g)
+        train(model, Tok(), steps=4, lr=1e-3, seed=0, batch=16, seq_len=64, stream=stream, pairs=pairs,
+              replay_frac=0.25, replay_len=32, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode() + tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_thread_count_does_not_change_trained_bytes():
+    """The stage runner gives a stage 1 or 2 threads depending on what else runs: the zoo must come out
+    the same either way (a zoo model's hash does not name a thread count)."""
+    assert _trained_bytes(1) == _trained_bytes(2)
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.safetensors"))}
+
+
+def test_vision_zoo_trains_with_a_fixed_thread_count_whatever_the_caller_set(tmp_path):
+    """Its float reductions differ with the thread count, so θ0 and the task vectors train with
+    TRAIN_THREADS (and the caller's setting comes back afterwards)."""
+    from reprolib.vision.zoo import VisionZoo
+
+    before = torch.get_num_threads()
+    built = {}
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            zoo = VisionZoo("tiny", root=tmp_path / f"t{threads}", progress=False)
+            zoo.pretrained()
+            zoo.task_vectors("nonlinear", 0)
+            assert torch.get_num_threads() == threads
+            assert zoo.provenance("nonlinear", 0)["threads"] == S.TRAIN_THREADS
+            built[threads] = _files(tmp_path / f"t{threads}")
+    finally:
+        torch.set_num_threads(before)
+    assert built[1] == built[2] and len(built[1]) == 3
