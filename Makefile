@@ -43,9 +43,9 @@ test: $(STAMP) sandbox
 	$(PY) -m pytest tests
 
 # Build/reuse the zoos, execute every chapter notebook with papermill, build the HTML (book/_build/html):
-# one stage per zoo group, zoo, notebook and the HTML, as many at once as there are cores (LANES=1: one
-# after another), logs and per-stage times in results/build/<profile>/ (reprolib.stages)
-LANES ?= 0
+# one stage per zoo group, zoo, notebook and the HTML, one after another (LANES=2 runs two at once: slower
+# on 2 cores, see reprolib.stages), logs and per-stage times in results/build/<profile>/
+LANES ?= 1
 book: $(STAMP) sandbox
 	@$(PY) -m reprolib.evals.sandbox || true
 	$(PY) -m reprolib.stages --profile $(PROFILE) --groups $(ZOO_GROUPS) --vision-profile $(VISION_PROFILE) \

@@ -1,18 +1,21 @@
-"""``make book`` as a graph of stages run side by side, as many at once as there are cores.
+"""``make book`` as a graph of stages, each logged and timed, one at a time or several side by side.
 
-    python -m reprolib.stages --profile mini [--lanes 2] [--dry-run]
+    python -m reprolib.stages --profile mini [--lanes N] [--dry-run]
 
 A stage is one command: a group of zoo models, a vision or text zoo, one chapter notebook, the HTML.
 It starts once the stages whose outputs it reads have finished; among the stages ready to start, the
 one heading the longest remaining chain (by the durations recorded last time, else the estimates
-below) goes first. On 2 cores, two stages run at once with one thread each: the zoo's training is
-compute-bound (2 threads train 1.7× faster than 1, so two 1-thread stages do 1.2× the work of one
-2-thread stage) and the chapters' evaluations are bound by per-operation overhead (two 1-thread
-stages do about 1.5× the work). A stage that starts with nothing else ready or running takes every core.
-The thread count never changes a result. The language zoo's training gives the same bytes with 1 and
-2 threads (``tests/test_stages.py``); the vision, text and toxicity task vectors do not, so they train
-with ``TRAIN_THREADS`` whatever the stage was given (``pinned_threads``), and the vision chapters
-evaluate with one thread too (``reprolib.kit.chapter.open_frame``).
+below) goes first. ``lanes`` stages run at once (default 1), each given ``cores // lanes`` threads, or
+every core when nothing else is ready or running. One lane is the default because on the 2-core
+machine two lanes were slower: the language zoo trains 2.4-3× slower on one thread beside another
+stage than on two threads alone (base 806 s against 333 s, instruct 436 s against 160 s), so two
+1-thread lanes do less work than one 2-thread stage (results/book/build-times.md). More lanes pay
+where cores outnumber what one stage can use.
+The thread count a stage is given (``REPROLIB_THREADS``) reaches only the language zoo's training, which
+gives the same bytes with 1 and 2 threads (``tests/test_stages.py``). The vision, text and toxicity task
+vectors do not, so they train with a fixed count whatever the caller set (``VECTOR_THREADS``,
+``TOXICITY_THREADS``, ``pinned_threads``); the chapters' evaluations keep their own fixed counts
+(``reprolib.kit.chapter``).
 
 Each stage's output goes to ``results/build/<profile>/<stage>.log``; the wall time of every stage, its
 thread count and the whole build's go to ``results/build/<profile>/stages.json``.
@@ -47,14 +50,17 @@ def stage_threads(default: int = 2) -> int:
     return value
 
 
-# The vision, text and toxicity task vectors (and the vision θ0) train with one thread whatever the stage
-# was given: their float reductions differ with the thread count (a 2-thread vision θ0 differs from a
-# 1-thread one in every tensor), so a fixed count keeps their bytes the same on any machine and schedule.
-TRAIN_THREADS = 1
+# The vision and text task vectors (and the vision θ0) train with 2 threads, the toxicity vectors with 1,
+# whatever the caller set: their float reductions differ with the thread count (a 1-thread vision θ0
+# differs from a 2-thread one in every tensor), and a model's hash does not name one, so a fixed count
+# keeps their bytes the same on any machine and schedule. The counts are those `make book` has always
+# used (the command lines' defaults), so the book's recorded results stand.
+VECTOR_THREADS = 2       # vision θ0, vision and text task vectors
+TOXICITY_THREADS = 1     # the toxicity vectors
 
 
 @contextmanager
-def pinned_threads(n: int = TRAIN_THREADS):
+def pinned_threads(n: int):
     """Run the block with ``n`` torch threads, then restore the previous count."""
     import torch
 
@@ -207,6 +213,7 @@ def run(stages: list[Stage], out_dir: Path, lanes: int, cores: int, log=print, p
     t0 = time.perf_counter()
     failed: Outcome | None = None
     bar = tqdm(total=len(stages), desc="make book", unit="stage")
+    stop = _raise_on_termination()
     try:
         while len(done) < len(stages) and failed is None:
             ready = plan_order(stages, previous, done, set(running))
@@ -239,6 +246,7 @@ def run(stages: list[Stage], out_dir: Path, lanes: int, cores: int, log=print, p
                 bar.update(1)
                 tqdm.write(f"[build {time.perf_counter() - t0:6.0f} s] done  {name} in {outcome.seconds:.0f} s")
     finally:
+        stop()
         for name, (proc, outcome, handle) in running.items():
             proc.terminate()
             try:
@@ -247,14 +255,30 @@ def run(stages: list[Stage], out_dir: Path, lanes: int, cores: int, log=print, p
                 proc.kill()
             handle.close()
         bar.close()
-    total = round(time.perf_counter() - t0, 1)
-    _write_record(record, outcomes, total, lanes, cores, failed is None)
+        total = round(time.perf_counter() - t0, 1)   # written on a failure or an interruption too
+        _write_record(record, outcomes, total, lanes, cores, failed is None and len(done) == len(stages))
     if failed is not None:
         tail = Path(failed.log).read_text(errors="replace").splitlines()[-15:]
         raise RuntimeError(f"stage {failed.name!r} failed (exit {failed.returncode}); its log is {failed.log}. Last lines:\n"
                            + "\n".join(tail))
     log(f"[build] every stage done in {total:.0f} s ({total / 60:.1f} min, {lanes} at once on {cores} cores); times in {record}")
     return outcomes
+
+
+def _raise_on_termination():
+    """SIGTERM/SIGHUP raise KeyboardInterrupt in the main thread (so the running stages are stopped on
+    the way out, as for Ctrl-C); returns the function that restores the previous handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
 def _write_record(path: Path, outcomes: list[Outcome], total: float, lanes: int, cores: int, ok: bool) -> None:
@@ -275,12 +299,12 @@ def main(argv=None) -> int:
     ap.add_argument("--vision-profile", default="mini")
     ap.add_argument("--vision-size", default="micro", help="Table 7's second model size")
     ap.add_argument("--tox-profile", default="mini")
-    ap.add_argument("--lanes", type=int, default=0, help="stages at once (default: the cores)")
+    ap.add_argument("--lanes", type=int, default=1, help="stages at once (default 1; each gets cores // lanes threads)")
     ap.add_argument("--out", default=None, help="logs and stages.json (default results/build/<profile>)")
     ap.add_argument("--dry-run", action="store_true", help="list the stages and their order, run nothing")
     args = ap.parse_args(argv)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    lanes = args.lanes or cores
+    lanes = args.lanes
     if lanes < 1:
         ap.error("--lanes must be at least 1")
     stages = book_stages(args.profile, args.groups, args.vision_profile, args.vision_size, args.tox_profile)

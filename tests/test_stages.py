@@ -146,7 +146,7 @@ def _files(root: Path) -> dict[str, str]:
 
 def test_vision_zoo_trains_with_a_fixed_thread_count_whatever_the_caller_set(tmp_path):
     """Its float reductions differ with the thread count, so θ0 and the task vectors train with
-    TRAIN_THREADS (and the caller's setting comes back afterwards)."""
+    VECTOR_THREADS (and the caller's setting comes back afterwards)."""
     from reprolib.vision.zoo import VisionZoo
 
     before = torch.get_num_threads()
@@ -158,8 +158,42 @@ def test_vision_zoo_trains_with_a_fixed_thread_count_whatever_the_caller_set(tmp
             zoo.pretrained()
             zoo.task_vectors("nonlinear", 0)
             assert torch.get_num_threads() == threads
-            assert zoo.provenance("nonlinear", 0)["threads"] == S.TRAIN_THREADS
+            assert zoo.provenance("nonlinear", 0)["threads"] == S.VECTOR_THREADS
             built[threads] = _files(tmp_path / f"t{threads}")
     finally:
         torch.set_num_threads(before)
     assert built[1] == built[2] and len(built[1]) == 3
+
+
+def test_sigterm_stops_the_running_stages_and_records_them(tmp_path):
+    """A terminated build leaves no stage running behind it, and says it did not finish."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    marker = tmp_path / "child.pid"
+    script = tmp_path / "build.py"
+    script.write_text(
+        "import sys\nfrom pathlib import Path\nfrom reprolib import stages as S\n"
+        f"child = [sys.executable, '-c', \"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)\"]\n"
+        f"S.run([S.Stage('slow', child)], Path({str(tmp_path / 'out')!r}), lanes=1, cores=1, poll_s=0.05)\n")
+    build = subprocess.Popen([sys.executable, str(script)], cwd=str(Path(__file__).resolve().parents[1]))
+    for _ in range(200):
+        if marker.exists() and marker.read_text():
+            break
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    build.send_signal(signal.SIGTERM)
+    assert build.wait(timeout=60) != 0
+    for _ in range(100):       # the stage was terminated, not orphaned
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the stage kept running after the build was terminated")
+    record = json.loads((tmp_path / "out" / "stages.json").read_text())
+    assert record["ok"] is False

@@ -14,7 +14,6 @@ from reprolib.kit.scorer import Scorer
 from reprolib.models import Models, seeded
 from reprolib.paths import project_path
 from reprolib.published import load_published
-from reprolib.stages import TRAIN_THREADS, stage_threads
 
 
 @dataclass
@@ -76,19 +75,18 @@ def _output_dir(out_dir: str, chapter: str, profile: str) -> Path:
 
 
 def open_frame(paper: str, chapter: str, *, profile: str, scale: dict, seeds: list[int], out_dir: str = "results",
-               eval_size: int = 0, paper_scale: str = "", claims: ClaimRegistry | None = None, threads: int | None = None) -> Chapter:
+               eval_size: int = 0, paper_scale: str = "", claims: ClaimRegistry | None = None, threads: int = 2) -> Chapter:
     """A chapter on models other than the language zoo's (the τJp vision zoo): output folder, paper
     numbers, claims and the banner from ``scale`` (``kind`` and ``description``, ``parameters``), no
-    scorer. It computes with one thread (``reprolib.stages.TRAIN_THREADS``) unless told otherwise: the
-    vision models' float results depend on the thread count, and the book's must not depend on the machine."""
-    torch.set_num_threads(threads or TRAIN_THREADS)
+    scorer."""
+    torch.set_num_threads(threads)
     return Chapter(paper, profile, None, list(seeds), _output_dir(out_dir, chapter, profile), load_published(paper), None, paper_scale, eval_size,
                    claims.resolve() if claims else None, scale_info=dict(scale))
 
 
 def open_chapter(paper: str | None, chapter: str, *, profile: str = "mini", zoo_root: str = "zoo", out_dir: str = "results",
                  cache_dir: str = "results/cache", eval_size: int = 100, n_seeds: int = 3, seeded_roles=(),
-                 paper_scale: str = "", eval_seed: int = 0, judge=None, threads: int | None = None,
+                 paper_scale: str = "", eval_seed: int = 0, judge=None, threads: int = 2,
                  claims: ClaimRegistry | None = None, executor: str | None = None) -> Chapter:
     """Everything a chapter notebook needs. ``seeded_roles`` are the roles with training-seed
     replicates (``<role>_s<k>``): the chapter's seeds are those for which every one exists.
@@ -100,7 +98,7 @@ def open_chapter(paper: str | None, chapter: str, *, profile: str = "mini", zoo_
 
     from reprolib.zoo.report import eval_sets
 
-    torch.set_num_threads(threads or stage_threads(2))
+    torch.set_num_threads(threads)
     models = Models(profile, root=project_path(zoo_root), progress=False, hashes=project_path(cache_dir) / HASHES_FILE)
     seeds = [s for s in range(n_seeds) if all(models.has(seeded(r, s)) for r in seeded_roles)]
     out = _output_dir(out_dir, chapter, profile)

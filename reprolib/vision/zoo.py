@@ -39,7 +39,7 @@ from torch import nn
 
 from reprolib.taskvectors import TaskVectorStore, config_hash, resolve_profile
 from reprolib.taskvectors import main as main_of
-from reprolib.stages import TRAIN_THREADS, pinned_threads
+from reprolib.stages import VECTOR_THREADS, pinned_threads
 from reprolib.vision import tasks as V
 from reprolib.vision.model import TinyViT
 
@@ -161,7 +161,7 @@ class VisionZoo(TaskVectorStore):
 
         folder = self.folder()
         if not (folder / "provenance.json").exists():
-            with pinned_threads(TRAIN_THREADS):   # the bytes depend on the thread count (reprolib.stages)
+            with pinned_threads(VECTOR_THREADS):   # the bytes depend on the thread count (reprolib.stages)
                 self._build(folder)
         backbone = self.backbone()
         backbone.load_state_dict(load_file(folder / "model.safetensors"))
@@ -211,7 +211,7 @@ class VisionZoo(TaskVectorStore):
                     "pretrain": {"objective": "rotation (0/90/180/270) over the eight tasks' training images",
                                  "steps": p.pretrain_steps, "final_loss": float(np.mean(losses[-20:])),
                                  "parameters": sum(v.numel() for v in backbone.state_dict().values())},
-                    "probe_train_accuracy": probe, "seconds": round(time.perf_counter() - t0, 1), "threads": TRAIN_THREADS,
+                    "probe_train_accuracy": probe, "seconds": round(time.perf_counter() - t0, 1), "threads": VECTOR_THREADS,
                     "versions": package_versions(), "built": time.strftime("%Y-%m-%d")}
             (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
             os.rename(tmp, folder)
