@@ -13,9 +13,8 @@ stage than on two threads alone (base 806 s against 333 s, instruct 436 s agains
 where cores outnumber what one stage can use.
 The thread count a stage is given (``REPROLIB_THREADS``) reaches only the language zoo's training, which
 gives the same bytes with 1 and 2 threads (``tests/test_stages.py``). The vision, text and toxicity task
-vectors do not, so they train with a fixed count whatever the caller set (``VECTOR_THREADS``,
-``TOXICITY_THREADS``, ``pinned_threads``); the chapters' evaluations keep their own fixed counts
-(``reprolib.kit.chapter``).
+vectors do not, so they train with a fixed count whatever the caller set (``reprolib.threads``); the
+chapters' evaluations keep their own fixed counts (``reprolib.kit.chapter``).
 
 Each stage's output goes to ``results/build/<profile>/<stage>.log``; the wall time of every stage, its
 thread count and the whole build's go to ``results/build/<profile>/stages.json``.
@@ -29,48 +28,10 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-THREADS_ENV = "REPROLIB_THREADS"
-
-
-def stage_threads(default: int = 2) -> int:
-    """Threads for this process's tensor math: ``REPROLIB_THREADS`` when the stage runner set it, else ``default``."""
-    raw = os.environ.get(THREADS_ENV, "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {THREADS_ENV}={raw!r} is not a whole number of threads") from None
-    if value < 1:
-        raise ValueError(f"environment variable {THREADS_ENV}={raw!r} must be at least 1")
-    return value
-
-
-# The vision and text task vectors (and the vision θ0) train with 2 threads, the toxicity vectors with 1,
-# whatever the caller set: their float reductions differ with the thread count (a 1-thread vision θ0
-# differs from a 2-thread one in every tensor), and a model's hash does not name one, so a fixed count
-# keeps their bytes the same on any machine and schedule. The counts are those `make book` has always
-# used (the command lines' defaults), so the book's recorded results stand.
-VECTOR_THREADS = 2       # vision θ0, vision and text task vectors
-TOXICITY_THREADS = 1     # the toxicity vectors
-
-
-@contextmanager
-def pinned_threads(n: int):
-    """Run the block with ``n`` torch threads, then restore the previous count."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
+from reprolib.threads import THREADS_ENV
 
 @dataclass
 class Stage:
@@ -244,6 +205,7 @@ def run(stages: list[Stage], out_dir: Path, lanes: int, cores: int, log=print, p
                     break
                 done.add(name)
                 bar.update(1)
+                _write_record(record, outcomes, round(time.perf_counter() - t0, 1), lanes, cores, False)   # so far
                 tqdm.write(f"[build {time.perf_counter() - t0:6.0f} s] done  {name} in {outcome.seconds:.0f} s")
     finally:
         stop()

@@ -26,7 +26,7 @@ from typing import Iterator, Mapping
 import numpy as np
 import torch
 
-from reprolib.stages import VECTOR_THREADS, pinned_threads
+from reprolib.threads import VECTOR_THREADS, pinned_threads
 
 
 def config_hash(config: Mapping) -> str:
@@ -145,7 +145,7 @@ class TaskVectorStore:
 
         t0 = time.perf_counter()
         flat, record = {}, {}
-        with pinned_threads(VECTOR_THREADS):   # the bytes depend on the thread count (reprolib.stages)
+        with pinned_threads(VECTOR_THREADS):   # the bytes depend on the thread count (reprolib.threads)
             for name, (tau, losses) in self._finetune_all(regime, seed):
                 flat.update({f"{name}.{k}": v.contiguous() for k, v in tau.items()})
                 record[name] = {"first_loss": losses[0], "final_loss": float(np.mean(losses[-20:]))}
@@ -159,7 +159,7 @@ class TaskVectorStore:
 def main(zoo_class, profiles: Mapping, prog: str, description: str, argv=None) -> None:
     """The command line of a task-vector zoo: ``--profile``, ``--root``, ``--seeds``, ``--regimes``,
     prepares θ0, fine-tunes whatever is missing and prints the task vectors' hashes. The training runs
-    with ``reprolib.stages.VECTOR_THREADS`` threads, so that its bytes never depend on the machine."""
+    with ``reprolib.threads.VECTOR_THREADS`` threads, so that its bytes never depend on the machine."""
     import argparse
 
     regimes_all = zoo_class.ALL_REGIMES

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from reprolib import stages as S
+from reprolib import threads as T
 from reprolib.book import chapter_notebooks
 from reprolib.zoo.build import GRAPH, GROUPS
 
@@ -63,7 +64,7 @@ def test_longest_chain_first():
 def _stamp(name: str, wait: float = 0.0) -> list[str]:
     """A stage that records when it ran and with how many threads."""
     code = (f"import os, json, time; t0 = time.time(); time.sleep({wait}); "
-            f"json.dump({{'start': t0, 'end': time.time(), 'threads': os.environ['{S.THREADS_ENV}']}}, "
+            f"json.dump({{'start': t0, 'end': time.time(), 'threads': os.environ['{T.THREADS_ENV}']}}, "
             f"open('{name}.json', 'w'))")
     return [sys.executable, "-c", code]
 
@@ -94,14 +95,14 @@ def test_run_stops_at_a_failed_stage_and_names_it(tmp_path, monkeypatch):
 
 
 def test_stage_threads_from_the_environment(monkeypatch):
-    monkeypatch.delenv(S.THREADS_ENV, raising=False)
-    assert S.stage_threads(2) == 2
-    monkeypatch.setenv(S.THREADS_ENV, "1")
-    assert S.stage_threads(2) == 1
+    monkeypatch.delenv(T.THREADS_ENV, raising=False)
+    assert T.stage_threads(2) == 2
+    monkeypatch.setenv(T.THREADS_ENV, "1")
+    assert T.stage_threads(2) == 1
     for bad in ("two", "0"):
-        monkeypatch.setenv(S.THREADS_ENV, bad)
-        with pytest.raises(ValueError, match=S.THREADS_ENV):
-            S.stage_threads()
+        monkeypatch.setenv(T.THREADS_ENV, bad)
+        with pytest.raises(ValueError, match=T.THREADS_ENV):
+            T.stage_threads()
 
 
 def _trained_bytes(threads: int) -> str:
@@ -158,7 +159,7 @@ def test_vision_zoo_trains_with_a_fixed_thread_count_whatever_the_caller_set(tmp
             zoo.pretrained()
             zoo.task_vectors("nonlinear", 0)
             assert torch.get_num_threads() == threads
-            assert zoo.provenance("nonlinear", 0)["threads"] == S.VECTOR_THREADS
+            assert zoo.provenance("nonlinear", 0)["threads"] == T.VECTOR_THREADS
             built[threads] = _files(tmp_path / f"t{threads}")
     finally:
         torch.set_num_threads(before)

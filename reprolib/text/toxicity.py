@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reprolib.stages import TOXICITY_THREADS, pinned_threads
+from reprolib.threads import TOXICITY_THREADS, pinned_threads
 from reprolib.taskvectors import save_with_provenance
 from reprolib.errors import CheckpointError
 from reprolib.text import toxic_data as X
@@ -194,7 +194,7 @@ class ToxicityVectors:
 
         s, tok = self.settings, self.tokenizer()
         control = control_windows(tok, X.control_texts(), s.control_len) if regime == "linear_taujp" else None
-        with pinned_threads(TOXICITY_THREADS):   # the bytes depend on the thread count (reprolib.stages)
+        with pinned_threads(TOXICITY_THREADS):   # the bytes depend on the thread count (reprolib.threads)
             tau, record = finetune_lm(self.model(), tok, X.toxic_comments(s.n_comments, 0, "train"), regime, steps=s.steps,
                                       lr=s.lr, seed=seed, batch=s.batch, control=control, penalty=s.penalty,
                                       reg_batch=s.reg_batch, max_len=s.max_len)

@@ -39,7 +39,7 @@ from torch import nn
 
 from reprolib.taskvectors import TaskVectorStore, config_hash, resolve_profile
 from reprolib.taskvectors import main as main_of
-from reprolib.stages import VECTOR_THREADS, pinned_threads
+from reprolib.threads import VECTOR_THREADS, pinned_threads
 from reprolib.vision import tasks as V
 from reprolib.vision.model import TinyViT
 
@@ -161,7 +161,7 @@ class VisionZoo(TaskVectorStore):
 
         folder = self.folder()
         if not (folder / "provenance.json").exists():
-            with pinned_threads(VECTOR_THREADS):   # the bytes depend on the thread count (reprolib.stages)
+            with pinned_threads(VECTOR_THREADS):   # the bytes depend on the thread count (reprolib.threads)
                 self._build(folder)
         backbone = self.backbone()
         backbone.load_state_dict(load_file(folder / "model.safetensors"))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from reprolib.stages import stage_threads
+from reprolib.threads import stage_threads
 from reprolib.zoo import data as D
 
 DATA_VERSION = 3  # a label of the generators' design (3: prompts composed from parts); their output is fingerprinted per model
