@@ -157,7 +157,7 @@ class TaskVectorStore:
 
 
 def main(zoo_class, profiles: Mapping, prog: str, description: str, argv=None) -> None:
-    """The command line of a task-vector zoo: ``--profile``, ``--root``, ``--seeds``, ``--regimes``,
+    """The command line of a task-vector zoo (``--profile``, ``--root``, ``--seeds``, ``--regimes``): it
     prepares θ0, fine-tunes whatever is missing and prints the task vectors' hashes. The training runs
     with ``reprolib.threads.VECTOR_THREADS`` threads, so that its bytes never depend on the machine."""
     import argparse
