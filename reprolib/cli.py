@@ -31,7 +31,7 @@ def _stop(signum, frame):
 
 
 @contextmanager
-def _stop_signals_interrupt():
+def stop_signals_interrupt():
     """Within the block, SIGTERM/SIGHUP raise :class:`Stopped` (previous handlers restored after).
     Only the main thread can take signals; elsewhere the block runs unchanged."""
     if threading.current_thread() is not threading.main_thread():
@@ -69,7 +69,7 @@ def _merge(args: argparse.Namespace) -> int:
     check_output_path(args.out)
     max_shard = _size(args.max_shard_size)
     spec = load_config(args.config)
-    with _stop_signals_interrupt():
+    with stop_signals_interrupt():
         merge(spec, args.out, device=args.device, block_elems=args.block_elems,
               max_shard_bytes=max_shard, progress=not args.no_progress,
               hash_inputs=not args.no_hash)

@@ -28,7 +28,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from reprolib.threads import THREADS_ENV
@@ -39,7 +39,6 @@ class Stage:
     command: list[str]
     after: tuple[str, ...] = ()
     estimate_s: float = 60.0      # wall time with 2 threads on the 2-core machine (results/book/build-times.md)
-    notes: str = ""
 
 
 @dataclass
@@ -50,11 +49,10 @@ class Outcome:
     seconds: float = 0.0
     returncode: int | None = None
     log: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def book_stages(profile: str = "mini", groups: str = "core,lata,m3,ptm,noise", vision_profile: str = "mini",
-                vision_size: str = "micro", tox_profile: str = "mini", notebooks: list[str] | None = None) -> list[Stage]:
+                vision_size: str = "micro", tox_profile: str = "mini") -> list[Stage]:
     """The stages of ``make book`` (the Makefile's variables as arguments). A paper profile (a YAML
     file) builds no language zoo but the ``tox_profile`` base the τJp text pages start from: its
     chapters' checkpoints are the user's."""
@@ -96,7 +94,7 @@ def book_stages(profile: str = "mini", groups: str = "core,lata,m3,ptm,noise", v
     zoo_all = tuple(zoo_of.values()) + (("zoo-ptm-rt",) if "ptm" in zoo_of else ())
     reads = {"lata_learning": ("core", "lata", "noise"), "lata_forgetting": ("core", "lata"), "m3": ("core", "m3"),
              "ptm": ("core", "m3", "ptm"), "performance": ()}    # zoo groups; any other language chapter reads them all
-    stems = notebooks or chapter_notebooks()
+    stems = chapter_notebooks()
     chapter_stages = [f"nb-{stem}" for stem in stems]
     for stem in stems:
         if stem == "taujp_beyond":      # it reuses the merges every other chapter cached: last
@@ -160,6 +158,9 @@ def run(stages: list[Stage], out_dir: Path, lanes: int, cores: int, log=print, p
     stopped, and RuntimeError names the stage and its log."""
     from tqdm.auto import tqdm
 
+    from reprolib.cli import stop_signals_interrupt
+    from reprolib.io import package_versions
+
     out_dir.mkdir(parents=True, exist_ok=True)
     record = out_dir / "stages.json"
     previous = {}
@@ -169,56 +170,57 @@ def run(stages: list[Stage], out_dir: Path, lanes: int, cores: int, log=print, p
         except (ValueError, KeyError, TypeError):
             previous = {}
     done: set[str] = set()
-    running: dict[str, tuple[subprocess.Popen, Outcome, object]] = {}
+    running: dict[str, tuple[subprocess.Popen, Outcome, object, float]] = {}   # process, outcome, log, start
     outcomes: list[Outcome] = []
+    versions = package_versions()
     t0 = time.perf_counter()
     failed: Outcome | None = None
     bar = tqdm(total=len(stages), desc="make book", unit="stage")
-    stop = _raise_on_termination()
-    try:
-        while len(done) < len(stages) and failed is None:
-            ready = plan_order(stages, previous, done, set(running))
-            while ready and len(running) < lanes:
-                stage = ready.pop(0)
-                alone = not ready and not running
-                threads = cores if alone else max(1, cores // lanes)
-                logfile = out_dir / f"{stage.name}.log"
-                handle = open(logfile, "w")
-                env = {**os.environ, THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads),
-                       "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
-                outcome = Outcome(stage.name, threads, round(time.perf_counter() - t0, 1), log=str(logfile))
-                proc = subprocess.Popen(stage.command, stdout=handle, stderr=subprocess.STDOUT, env=env)
-                running[stage.name] = (proc, outcome, handle)
-                tqdm.write(f"[build {time.perf_counter() - t0:6.0f} s] start {stage.name} ({threads} thread{'s' * (threads > 1)})")
-            bar.set_postfix_str(", ".join(sorted(running)))
-            time.sleep(poll_s)
-            for name, (proc, outcome, handle) in list(running.items()):
-                if proc.poll() is None:
-                    continue
+    with stop_signals_interrupt():   # SIGTERM/SIGHUP end the build as Ctrl-C does: the running stages are stopped
+        try:
+            while len(done) < len(stages) and failed is None:
+                ready = plan_order(stages, previous, done, set(running))
+                while ready and len(running) < lanes:
+                    stage = ready.pop(0)
+                    alone = not ready and not running
+                    threads = cores if alone else max(1, cores // lanes)
+                    logfile = out_dir / f"{stage.name}.log"
+                    handle = open(logfile, "w")
+                    env = {**os.environ, THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads),
+                           "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+                    start = time.perf_counter()
+                    outcome = Outcome(stage.name, threads, round(start - t0, 1), log=str(logfile))
+                    proc = subprocess.Popen(stage.command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+                    running[stage.name] = (proc, outcome, handle, start)
+                    tqdm.write(f"[build {time.perf_counter() - t0:6.0f} s] start {stage.name} ({threads} thread{'s' * (threads > 1)})")
+                bar.set_postfix_str(", ".join(sorted(running)))
+                time.sleep(poll_s)
+                for name, (proc, outcome, handle, start) in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    handle.close()
+                    outcome.returncode = proc.returncode
+                    outcome.seconds = round(time.perf_counter() - start, 2)
+                    outcomes.append(outcome)
+                    del running[name]
+                    if proc.returncode != 0:
+                        failed = outcome
+                        break
+                    done.add(name)
+                    bar.update(1)
+                    _write_record(record, outcomes, round(time.perf_counter() - t0, 1), lanes, cores, False, versions)   # so far
+                    tqdm.write(f"[build {time.perf_counter() - t0:6.0f} s] done  {name} in {outcome.seconds:.0f} s")
+        finally:
+            for proc, _, handle, _ in running.values():
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
                 handle.close()
-                outcome.returncode = proc.returncode
-                outcome.seconds = round(time.perf_counter() - t0 - outcome.started_s, 1)
-                outcomes.append(outcome)
-                del running[name]
-                if proc.returncode != 0:
-                    failed = outcome
-                    break
-                done.add(name)
-                bar.update(1)
-                _write_record(record, outcomes, round(time.perf_counter() - t0, 1), lanes, cores, False)   # so far
-                tqdm.write(f"[build {time.perf_counter() - t0:6.0f} s] done  {name} in {outcome.seconds:.0f} s")
-    finally:
-        stop()
-        for name, (proc, outcome, handle) in running.items():
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            handle.close()
-        bar.close()
-        total = round(time.perf_counter() - t0, 1)   # written on a failure or an interruption too
-        _write_record(record, outcomes, total, lanes, cores, failed is None and len(done) == len(stages))
+            bar.close()
+            total = round(time.perf_counter() - t0, 1)   # written on a failure or an interruption too
+            _write_record(record, outcomes, total, lanes, cores, failed is None and len(done) == len(stages), versions)
     if failed is not None:
         tail = Path(failed.log).read_text(errors="replace").splitlines()[-15:]
         raise RuntimeError(f"stage {failed.name!r} failed (exit {failed.returncode}); its log is {failed.log}. Last lines:\n"
@@ -227,27 +229,10 @@ def run(stages: list[Stage], out_dir: Path, lanes: int, cores: int, log=print, p
     return outcomes
 
 
-def _raise_on_termination():
-    """SIGTERM/SIGHUP raise KeyboardInterrupt in the main thread (so the running stages are stopped on
-    the way out, as for Ctrl-C); returns the function that restores the previous handlers."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    return lambda: [signal.signal(s, h) for s, h in previous.items()]
-
-
-def _write_record(path: Path, outcomes: list[Outcome], total: float, lanes: int, cores: int, ok: bool) -> None:
-    from reprolib.io import package_versions
-
+def _write_record(path: Path, outcomes: list[Outcome], total: float, lanes: int, cores: int, ok: bool,
+                  versions: dict) -> None:
     body = {"ok": ok, "total_s": total, "lanes": lanes, "cores": cores, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "stages": [o.__dict__ for o in outcomes], "versions": package_versions()}
+            "stages": [o.__dict__ for o in outcomes], "versions": versions}
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(body, indent=1) + "\n")
     os.replace(tmp, path)
