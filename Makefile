@@ -44,12 +44,14 @@ test: $(STAMP) sandbox
 
 # Build/reuse the zoos, execute every chapter notebook with papermill, build the HTML (book/_build/html):
 # one stage per zoo group, zoo, notebook and the HTML, one after another (LANES=2 runs two at once: slower
-# on 2 cores, see reprolib.stages), logs and per-stage times in results/build/<profile>/
+# on 2 cores, see reprolib.stages), logs and per-stage times in results/build/<profile>/. A stage unchanged
+# since the last build (same code, sources, packages; its files as it left them) is skipped; FORCE=1 runs all.
 LANES ?= 1
+FORCE ?=
 book: $(STAMP) sandbox
 	@$(PY) -m reprolib.evals.sandbox || true
 	$(PY) -m reprolib.stages --profile $(PROFILE) --groups $(ZOO_GROUPS) --vision-profile $(VISION_PROFILE) \
-	  --vision-size $(VISION_SIZE) --tox-profile $(TOX_PROFILE) --lanes $(LANES)
+	  --vision-size $(VISION_SIZE) --tox-profile $(TOX_PROFILE) --lanes $(LANES) $(if $(FORCE),--force)
 
 # Re-run one chapter with other parameters, then rebuild the HTML:
 #   make chapter NB=lata_forgetting PARAMS="-p sigma 0.9"     (or PARAMS="-f params.yaml")

@@ -250,24 +250,29 @@ def execute(stem: str, params: dict, out: Path, timeout: int = 3 * 3600) -> floa
                             f"(execution count {e.exec_count}; it begins `{first_line}`): {e.ename}: {e.evalue}") from None
     import nbformat
 
+    from reprolib.buildstate import code_digest
+
     nb = nbformat.read(out, as_version=4)
-    nb.metadata["reprolib"] = {"commit": git_commit(), "executed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                               "parameters": params}
+    nb.metadata["reprolib"] = {"commit": git_commit(), "code": code_digest(ROOT),
+                               "executed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "parameters": params}
     nbformat.write(nb, out)
     return time.perf_counter() - t0
 
 
 def stale_pages() -> dict[str, str]:
-    """Executed chapters whose code commit differs from the working tree's: {stem: their commit}."""
+    """Executed chapters run on other code than the working tree's ``reprolib/`` (by its digest; by the
+    commit for pages executed before the digest was recorded): {stem: the commit they ran at}."""
     import nbformat
 
-    now, out = git_commit(), {}
+    from reprolib.buildstate import code_digest
+
+    commit, code, out = git_commit(), code_digest(ROOT), {}
     for stem in chapter_notebooks():
         path = EXECUTED / f"{stem}.ipynb"
         if path.exists():
-            commit = nbformat.read(path, as_version=4).metadata.get("reprolib", {}).get("commit", "unknown")
-            if commit != now:
-                out[stem] = commit
+            meta = nbformat.read(path, as_version=4).metadata.get("reprolib", {})
+            if (meta["code"] != code) if "code" in meta else (meta.get("commit", "unknown") != commit):
+                out[stem] = meta.get("commit", "unknown")
     return out
 
 
@@ -297,7 +302,8 @@ def build_html(log=print) -> Path:
     from reprolib.bookassets import check_offline, vendor_mathjax
 
     for stem, commit in stale_pages().items():
-        log(f"[book] WARNING: book/executed/{stem}.ipynb was executed at reprolib {commit}, not at {git_commit()}; "
+        log(f"[book] WARNING: book/executed/{stem}.ipynb was executed at reprolib {commit}, on other code than this "
+            f"checkout's ({git_commit()}); "
             f"re-run it (python -m reprolib book --only {stem}) for a page that matches the code")
 
     vendor_mathjax(BOOK / "_static")

@@ -178,5 +178,14 @@ def main(zoo_class, profiles: Mapping, prog: str, description: str, argv=None) -
     zoo = zoo_class(args.profile, root=args.root)
     zoo.pretrained()
     zoo.build(range(args.seeds), regimes)
+    from reprolib.buildstate import note_output
+
+    # this stage's outputs, built now or found built (make book's stage runner): θ0 and each task-vector pair
+    if hasattr(zoo, "folder"):
+        note_output(zoo.folder())
+    for regime in regimes:
+        for seed in range(args.seeds):
+            note_output(zoo.tv_file(regime, seed))
+            note_output(zoo.tv_file(regime, seed).with_suffix(".json"))
     print(f"{zoo.KIND} {args.profile}: ready in {time.perf_counter() - t0:.0f} s ({zoo.root}, task vectors "
           + ", ".join(f"{r} tv-{k}" for r, k in zoo.tv_keys(regimes).items()) + ")")

@@ -584,6 +584,9 @@ def test_failing_notebook_names_cell_and_keeps_previous_build(tmp_path, monkeypa
     nb = nbformat.read(executed / "good.ipynb", as_version=4)
     assert nb.cells[-1].outputs[0]["text"].strip() == "6"
     assert nb.metadata.reprolib.parameters == {"x": 3} and nb.metadata.reprolib.commit
+    from reprolib.buildstate import code_digest
+
+    assert nb.metadata.reprolib.code == code_digest(tmp_path)     # what stale_pages compares
 
 
 def test_parameters_are_layered_and_checked(tmp_path):
@@ -595,3 +598,21 @@ def test_parameters_are_layered_and_checked(tmp_path):
     with pytest.raises(book.ConfigError, match="not declared"):
         book.notebook_parameters(["zoo"], "mini", {"sigma": 0.9})
     assert book._coerce("0.9") == 0.9 and book._coerce("lang_a,lang_b") == "lang_a,lang_b"
+
+
+def test_stale_pages_compare_the_code_not_the_commit(tmp_path, monkeypatch):
+    """A page executed on the same reprolib/ code is current even at another commit (make book skips
+    chapters whose code did not change); one executed on other code is named, with its commit."""
+    from reprolib.buildstate import code_digest
+    from reprolib.paths import ROOT, git_commit
+
+    pages = {"same_code": {"commit": "0ld", "code": code_digest(ROOT)}, "other_code": {"commit": "0ld", "code": "x" * 16},
+             "this_commit_other_code": {"commit": git_commit(), "code": "x" * 16},
+             "before_digests": {"commit": git_commit()}, "before_digests_old": {"commit": "0ld"}}
+    for stem, meta in pages.items():
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["reprolib"] = meta
+        nbformat.write(nb, tmp_path / f"{stem}.ipynb")
+    monkeypatch.setattr(book, "EXECUTED", tmp_path)
+    monkeypatch.setattr(book, "chapter_notebooks", lambda: list(pages))
+    assert book.stale_pages() == {"other_code": "0ld", "this_commit_other_code": git_commit(), "before_digests_old": "0ld"}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from reprolib import buildstate as B
 from reprolib import stages as S
 from reprolib import threads as T
 from reprolib.book import chapter_notebooks
@@ -198,3 +199,147 @@ def test_sigterm_stops_the_running_stages_and_records_them(tmp_path):
         raise AssertionError("the stage kept running after the build was terminated")
     record = json.loads((tmp_path / "out" / "stages.json").read_text())
     assert record["ok"] is False
+
+
+def _writer(name: str, *writes: str, note: str = "", only_if_missing: bool = False) -> list[str]:
+    """A stage that logs that it ran (runs.txt, not watched), then writes each file of ``writes`` (relative
+    to the project root, the current folder) with the name of the stage; ``note`` is reported as its
+    output; ``only_if_missing`` writes nothing that exists (like a zoo build finding its models)."""
+    code = (f"import pathlib; from reprolib.buildstate import note_output\n"
+            f"open('runs.txt', 'a').write({name!r} + '\\n')\n"
+            f"for w in {list(writes)!r}:\n"
+            f"    p = pathlib.Path(w); p.parent.mkdir(parents=True, exist_ok=True)\n"
+            f"    if not ({only_if_missing!r} and p.exists()): p.write_text({name!r})\n"
+            f"if {note!r}: note_output({note!r})\n")
+    return [sys.executable, "-c", code]
+
+
+def _build(root: Path, stages: list[S.Stage], force: bool = False) -> list[str]:
+    """Run the stages in ``root`` as the project; the names of those that ran, in order."""
+    runs = root / "runs.txt"
+    runs.unlink(missing_ok=True)
+    S.run(stages, root / "results" / "build", lanes=1, cores=2, log=lambda *_: None, poll_s=0.02, root=root, force=force)
+    return runs.read_text().split() if runs.exists() else []
+
+
+def test_a_second_build_runs_only_what_changed(tmp_path, monkeypatch):
+    """Fresh stages are skipped; a changed source re-runs its stage and those after it; a deleted or edited
+    output re-runs the stage that wrote it and those after it; changed code or packages, FORCE and a
+    stage that reads files outside the project run again. The first build runs every stage."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reprolib").mkdir()
+    (tmp_path / "reprolib" / "code.py").write_text("x = 1\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "b.ipynb").write_text("{}")
+    stages = [S.Stage("zoo", _writer("zoo", "zoo/m/w.bin")),
+              S.Stage("a", _writer("a", "results/a/table.csv"), ("zoo",)),
+              S.Stage("b", _writer("b", "results/b/table.csv", "book/executed/b.ipynb"), ("a",), sources=("notebooks/b.ipynb",)),
+              S.Stage("html", _writer("html", "book/_build/html/index.html"), ("b",), sources=("book/*.md",))]
+    assert _build(tmp_path, stages) == ["zoo", "a", "b", "html"]
+    assert _build(tmp_path, stages) == []
+    record = {o["name"]: o for o in json.loads((tmp_path / "results/build/stages.json").read_text())["stages"]}
+    assert record["b"]["skipped"] and set(record["b"]["outputs"]) == {"results/b/table.csv", "book/executed/b.ipynb"}
+    assert record["b"]["last_run_s"] > 0 and record["html"]["outputs"].keys() == {"book/_build/html/index.html"}
+
+    (tmp_path / "notebooks" / "b.ipynb").write_text('{"cells": []}')     # an edited notebook: it and the HTML
+    assert _build(tmp_path, stages) == ["b", "html"]
+    (tmp_path / "book").mkdir(exist_ok=True)
+    (tmp_path / "book" / "intro.md").write_text("# new page")           # a new page: the HTML only
+    assert _build(tmp_path, stages) == ["html"]
+    (tmp_path / "results" / "a" / "table.csv").unlink()                 # a lost output: its stage and those after
+    assert _build(tmp_path, stages) == ["a", "b", "html"]
+    (tmp_path / "book" / "executed" / "b.ipynb").write_text("edited")    # an output changed by hand
+    assert _build(tmp_path, stages) == ["b", "html"]
+    (tmp_path / "reprolib" / "code.py").write_text("x = 2\n")           # the code: everything
+    assert _build(tmp_path, stages) == ["zoo", "a", "b", "html"]
+    assert _build(tmp_path, stages, force=True) == ["zoo", "a", "b", "html"]
+    outside = [S.Stage("zoo", stages[0].command), S.Stage("a", stages[1].command, ("zoo",), reusable=False), stages[2]]
+    assert _build(tmp_path, outside) == ["a", "b"]
+    assert _build(tmp_path, outside) == ["a", "b"]
+    # what the key reads besides files: another package version, another device
+    env = B.environment()
+    keys = B.stage_keys(stages, tmp_path, env)
+    assert B.stage_keys(stages, tmp_path, {**env, "packages": env["packages"] + ["extra==1"]})["zoo"] != keys["zoo"]
+    assert B.stage_keys(stages, tmp_path, {**env, "device": "cuda"})["html"] != keys["html"]
+    assert B.stage_keys(stages, tmp_path, dict(env)) == keys
+    (tmp_path / "reprolib" / ".code.py.swp").write_text("editor")      # hidden files are not code
+    assert B.stage_keys(stages, tmp_path, env) == keys
+
+
+def test_reported_outputs_and_files_rewritten_by_a_later_stage(tmp_path, monkeypatch):
+    """A zoo stage that finds its models built still owns them (it reported them); a file rewritten by a
+    later stage belongs to that stage, so the two do not re-run each other build after build."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "zoo" / "m").mkdir(parents=True)
+    (tmp_path / "zoo" / "m" / "w.bin").write_text("built before")
+    stages = [S.Stage("zoo", _writer("zoo", "zoo/m/w.bin", note="zoo/m", only_if_missing=True)),
+              S.Stage("first", _writer("first", "results/x/own.csv", "results/x/shared.json"), ("zoo",)),
+              S.Stage("second", _writer("second", "results/x/shared.json"), ("first",))]
+    assert _build(tmp_path, stages) == ["zoo", "first", "second"]
+    record = {o["name"]: o for o in json.loads((tmp_path / "results/build/stages.json").read_text())["stages"]}
+    assert set(record["zoo"]["outputs"]) == {"zoo/m/w.bin"}
+    assert set(record["first"]["outputs"]) == {"results/x/own.csv"} and set(record["second"]["outputs"]) == {"results/x/shared.json"}
+    assert _build(tmp_path, stages) == []
+    (tmp_path / "zoo" / "m" / "w.bin").unlink()                        # rebuilt: everything after it re-runs
+    assert _build(tmp_path, stages) == ["zoo", "first", "second"]
+    assert _build(tmp_path, stages) == []
+
+
+def test_a_failed_build_keeps_the_record_of_the_stages_it_did_not_reach(tmp_path, monkeypatch):
+    """A build that stops at a failure keeps the last record of the stages it never reached (their
+    durations plan the next build's order); fresh stages are skipped as soon as they are ready, so a
+    failure never costs them."""
+    monkeypatch.chdir(tmp_path)
+    flag = tmp_path / "fail"
+    (tmp_path / "mid.txt").write_text("1")
+    failing = [sys.executable, "-c", f"import pathlib, sys; open('runs.txt', 'a').write('mid\\n'); "
+                                     f"sys.exit(int(pathlib.Path({str(flag)!r}).exists()))"]
+    stages = [S.Stage("early", _writer("early", "results/e.csv")), S.Stage("mid", failing, sources=("mid.txt",)),
+              S.Stage("late", _writer("late", "results/l.csv"), ("mid",)), S.Stage("other", _writer("other", "results/o.csv"))]
+    assert sorted(_build(tmp_path, stages)) == ["early", "late", "mid", "other"]
+    flag.write_text("")
+    (tmp_path / "mid.txt").write_text("2")              # mid must run again, and fails before late is reached
+    with pytest.raises(RuntimeError, match="stage 'mid' failed"):
+        _build(tmp_path, stages)
+    assert (tmp_path / "runs.txt").read_text().split() == ["mid"]     # early and other: fresh, skipped
+    record = {o["name"]: o for o in json.loads((tmp_path / "results/build/stages.json").read_text())["stages"]}
+    assert record["mid"]["returncode"] == 1 and record["early"]["skipped"] and record["other"]["skipped"]
+    assert record["late"]["returncode"] == 0 and not record["late"]["skipped"] and record["late"]["last_run_s"] > 0
+    flag.unlink()
+    assert _build(tmp_path, stages) == ["mid", "late"]
+
+
+def test_files_written_beside_another_stage_belong_to_both(tmp_path, monkeypatch):
+    """With two lanes, a file written while two stages ran side by side cannot be told apart: both keep it,
+    so losing it re-runs both (never neither)."""
+    monkeypatch.chdir(tmp_path)
+    slow = [sys.executable, "-c", "import time; open('runs.txt', 'a').write('b\\n'); time.sleep(0.8)"]
+    stages = [S.Stage("a", _writer("a", "results/a.csv")), S.Stage("b", slow)]
+    runs = tmp_path / "runs.txt"
+    for expected in (["a", "b"], []):
+        runs.unlink(missing_ok=True)
+        S.run(stages, tmp_path / "results" / "build", lanes=2, cores=2, log=lambda *_: None, poll_s=0.02, root=tmp_path)
+        assert sorted(runs.read_text().split() if runs.exists() else []) == expected
+    record = {o["name"]: o for o in json.loads((tmp_path / "results/build/stages.json").read_text())["stages"]}
+    assert set(record["a"]["outputs"]) == set(record["b"]["outputs"]) == {"results/a.csv"}
+    (tmp_path / "results" / "a.csv").unlink()
+    assert sorted(_build(tmp_path, stages)) == ["a", "b"]
+
+
+def test_a_task_vector_stage_reports_theta0_and_its_vectors(tmp_path, monkeypatch):
+    """What the vision zoo's command reports as its stage's outputs: θ0's folder and each vector with its
+    provenance, whether built now or found built; not the rest of the zoo's folder."""
+    from reprolib.vision.zoo import VisionZoo, main
+
+    report = tmp_path / "outputs.txt"
+    monkeypatch.setenv(B.OUTPUTS_ENV, str(report))
+    (tmp_path / "zoo" / "vision-tiny" / "tv-old").mkdir(parents=True)     # a stale folder: not this stage's
+    for _ in range(2):     # builds, then finds built
+        report.unlink(missing_ok=True)
+        main(["--profile", "tiny", "--root", str(tmp_path / "zoo"), "--seeds", "1", "--regimes", "nonlinear"])
+        zoo = VisionZoo("tiny", root=tmp_path / "zoo", progress=False)
+        vector = zoo.tv_file("nonlinear", 0)
+        assert sorted(report.read_text().split()) == sorted(map(str, (zoo.folder(), vector, vector.with_suffix(".json"))))
+    outputs = B.noted(report, tmp_path)
+    assert outputs and all(p.startswith(("zoo/vision-tiny/pretrained-", "zoo/vision-tiny/tv-")) for p in outputs)
+    assert not any("tv-old" in p for p in outputs)

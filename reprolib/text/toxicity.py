@@ -429,6 +429,9 @@ def main(argv=None) -> None:
     tox = open_toxicity(args.profile, args.zoo_root, args.seeds, cache_dir=args.cache_dir)
     t0 = time.perf_counter()
     tox.build()
+    from reprolib.buildstate import note_output
+
+    note_output(tox.vectors.root)      # this stage's output, built now or found built (make book's stage runner)
     print(f"toxicity vectors ({args.profile}, seeds 0–{args.seeds - 1}) in {tox.vectors.root}: "
           f"{time.perf_counter() - t0:.1f} s")
     if args.evaluate:

@@ -30,7 +30,10 @@ def main(argv=None) -> int:
             unknown = [n for n in names if n not in zoo.recipes]
             if unknown:
                 ap.error(f"--names: unknown model(s) {unknown} (known: {', '.join(zoo.recipes)})")
+        from reprolib.buildstate import note_output
+
         for name, path in zoo.build(names).items():
+            note_output(path)      # this stage's output, built now or found built (make book's stage runner)
             prov = json.loads((path / "provenance.json").read_text())
             print(f"{name:14s} {path}  steps={prov['train']['steps']} tokens/s={prov['train']['tokens_per_s']}")
     else:
