@@ -141,7 +141,7 @@ class TaskVectorStore:
             self.task_vectors(regime, seed)
 
     def _build_vectors(self, regime: str, seed: int, path: Path) -> None:
-        from reprolib.io import package_versions
+        from reprolib.io import machine, package_versions
 
         t0 = time.perf_counter()
         flat, record = {}, {}
@@ -153,6 +153,7 @@ class TaskVectorStore:
                                           "pretrained": self.key(), "settings": self.settings(regime), "losses": record,
                                           "threads": VECTOR_THREADS,
                                           "seconds": round(time.perf_counter() - t0, 1), "versions": package_versions(),
+                                          "machine": machine(),
                                           "built": time.strftime("%Y-%m-%d")})
 
 

@@ -205,7 +205,9 @@ def test_scoreboard_lists_every_claim_once_with_the_pages_verdicts(executed):
     for stem in ("lata_learning", "lata_forgetting", "m3", "ptm", "taujp", "taujp_text"):
         nb, res = executed[stem]
         name = "forgetting_summary.json" if stem == "lata_forgetting" else "summary.json"
-        pages.update({c["claim"]: c["verdict"] for c in json.loads((res / name).read_text())["claims"]})
+        summary = json.loads((res / name).read_text())
+        pages.update({c["claim"]: c["verdict"] for c in summary["claims"]})
+        assert summary["provenance"]["machine"]["cpu_capability"]    # the kernel level the numbers were computed at
     assert {r["claim"]: r["verdict"] for r in rows} == pages and len(rows) == len(pages)
     md = scoreboard.markdown(rows, "tiny")
     for claim, verdict in pages.items():

@@ -27,3 +27,17 @@ def test_cache_computes_once_and_keys_by_config(tmp_path):
     cache.get_or_compute(cfg, compute)
     assert len(calls) == 3
     assert ResultCache(tmp_path, "ns", enabled=False).get(cfg) is None
+
+
+def test_a_computed_result_comes_back_as_a_cached_one_reads(tmp_path):
+    """Cold (computed) and warm (read back) results iterate in the same order, so a sum over their keys, a
+    table's columns or a bootstrap over their items gives the same bytes either way."""
+    import json
+
+    cache = ResultCache(tmp_path, "ns")
+    result = {"taujp": 190.9989, "cosine": 3.5e-4, "items": {"sst2": [1, 0], "cola": [0.1, 0.2, 0.7]}}
+    cold = cache.get_or_compute({"pair": "a-b"}, lambda: result)
+    warm = cache.get_or_compute({"pair": "a-b"}, lambda: result)
+    assert cache.misses == 1 and cache.hits == 1
+    assert list(cold) == list(warm) == ["cosine", "items", "taujp"] and list(cold["items"]) == ["cola", "sst2"]
+    assert json.dumps(cold) == json.dumps(warm)

@@ -45,6 +45,7 @@ def test_pretrained_backbone_and_heads_are_cached_and_byte_identical(tmp_path):
     assert set(heads) == {*V.TASKS, V.CONTROL} and all(h.out_features == {**V.TASKS, V.CONTROL: 4}[t] for t, h in heads.items())
     assert all(not p.requires_grad for h in heads.values() for p in h.parameters())
     assert prov["hash"] == zoo.key() and set(prov["probe_train_accuracy"]) == set(V.TASKS)
+    assert prov["machine"]["cpu_capability"]
     again = VisionZoo("tiny", root=tmp_path / "b", progress=False)
     again.pretrained()
     for name in ("model.safetensors", "heads.safetensors"):

@@ -27,6 +27,7 @@ def test_builds_every_model_with_provenance(tiny):
         prov = json.loads((folder / "provenance.json").read_text())
         assert prov["recipe"]["name"] == recipe.name and prov["train"]["steps"] >= 1
         assert prov["parent"] == (tiny.model_hash(recipe.parent) if recipe.parent else None)
+        assert prov["machine"]["cpu_capability"] and prov["machine"]["cores"] >= 1   # trained bytes can depend on it
         cfg = json.loads((folder / "config.json").read_text())
         assert cfg["num_hidden_layers"] >= 8  # enough blocks for LATA's per-layer ranks
         assert (folder / "tokenizer.json").exists()

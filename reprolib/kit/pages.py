@@ -157,10 +157,10 @@ def write_summary(path: str | Path, summary: dict) -> Path:
         return x
 
     from reprolib.evals.sandbox import describe
-    from reprolib.io import package_versions
+    from reprolib.io import machine, package_versions
 
     path = Path(path)
-    summary = {**summary, "provenance": {"commit": git_commit(), "versions": package_versions(), "code_sandbox": describe(),
+    summary = {**summary, "provenance": {"commit": git_commit(), "versions": package_versions(), "machine": machine(), "code_sandbox": describe(),
                                          "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
     tmp.write_text(json.dumps(clean(summary), indent=1, allow_nan=False, default=str) + "\n")

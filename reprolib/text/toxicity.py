@@ -189,7 +189,7 @@ class ToxicityVectors:
 
     def _build(self, regime: str, seed: int, path: Path) -> None:
 
-        from reprolib.io import package_versions
+        from reprolib.io import machine, package_versions
         from reprolib.text.lm_finetune import control_windows, finetune_lm
 
         s, tok = self.settings, self.tokenizer()
@@ -201,7 +201,7 @@ class ToxicityVectors:
         save_with_provenance(path, {k: v.contiguous() for k, v in tau.items()},
                              {"regime": regime, "seed": seed, "hash": self.key(regime), "base": str(self.base),
                               "base_sha256": self.base_hash, "settings": self.reads(regime), "data": X.fingerprint(),
-                              "train": record, "threads": TOXICITY_THREADS, "versions": package_versions(),
+                              "train": record, "threads": TOXICITY_THREADS, "versions": package_versions(), "machine": machine(),
                               "built": time.strftime("%Y-%m-%d")})
 
 

@@ -176,7 +176,7 @@ class VisionZoo(TaskVectorStore):
     def _build(self, folder: Path) -> None:
         from safetensors.torch import save_file
 
-        from reprolib.io import package_versions
+        from reprolib.io import machine, package_versions
 
         p = self.profile
         torch.manual_seed(p.seed)
@@ -212,7 +212,7 @@ class VisionZoo(TaskVectorStore):
                                  "steps": p.pretrain_steps, "final_loss": float(np.mean(losses[-20:])),
                                  "parameters": sum(v.numel() for v in backbone.state_dict().values())},
                     "probe_train_accuracy": probe, "seconds": round(time.perf_counter() - t0, 1), "threads": VECTOR_THREADS,
-                    "versions": package_versions(), "built": time.strftime("%Y-%m-%d")}
+                    "versions": package_versions(), "machine": machine(), "built": time.strftime("%Y-%m-%d")}
             (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
             os.rename(tmp, folder)
         except BaseException:

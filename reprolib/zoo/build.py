@@ -318,7 +318,7 @@ class Zoo:
         return self._streams[kind]
 
     def _build(self, name: str) -> None:
-        from reprolib.io import package_versions
+        from reprolib.io import machine, package_versions
         from reprolib.zoo.train import encode_pairs, make_model, train
 
         r, p = self.recipes[name], self.profile
@@ -349,7 +349,7 @@ class Zoo:
             tok.save_pretrained(tmp)
             prov = {"name": name, "profile": p.key(), "data": data_fingerprint(r.tasks), "recipe": r.__dict__, "hash": self.model_hash(name),
                     "parent": self.model_hash(r.parent) if r.parent else None, "seed": seed,
-                    "train": stats.to_dict(), "versions": package_versions(), "built": time.strftime("%Y-%m-%d")}
+                    "train": stats.to_dict(), "versions": package_versions(), "machine": machine(), "built": time.strftime("%Y-%m-%d")}
             (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
             try:
                 os.rename(tmp, folder)
