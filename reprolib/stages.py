@@ -129,11 +129,13 @@ def book_stages(profile: str = "mini", groups: str = "core,lata,m3,ptm,noise", v
 # Files a chapter reads besides its notebook, its parameters, the code and the stages before it
 EXTRA_SOURCES = {"zoo": ("results/zoo/*-skills-v2.json",), "performance": ("bench/results/*",)}
 
-# Wall times with 2 threads, from results/book/build-times.md (used until a build records its own)
-ESTIMATES = {"zoo-core": 490, "zoo-lata": 330, "zoo-m3": 250, "zoo-ptm": 300, "zoo-ptm-rt": 720, "zoo-noise": 420,
-             "vision-theta0": 25, "vision-tables": 540, "vision-variants": 770, "vision-size": 340, "toxicity": 300,
-             "text-zoo": 380, "nb-zoo": 156, "nb-lata_learning": 872, "nb-lata_forgetting": 116, "nb-m3": 650,
-             "nb-ptm": 190, "nb-taujp": 294, "nb-taujp_text": 296, "nb-taujp_beyond": 59, "nb-performance": 15, "html": 25}
+# Wall times with 2 threads of the cold build on a fresh clone (2026-12-02, results/book/build-times.md),
+# used to order the stages until a build records its own
+ESTIMATES = {"zoo-core": 503, "zoo-lata": 656, "zoo-m3": 298, "zoo-ptm": 319, "zoo-ptm-rt": 892, "zoo-noise": 300,
+             "vision-theta0": 39, "vision-tables": 655, "vision-variants": 1004, "vision-size": 375, "toxicity": 283,
+             "text-zoo": 501, "nb-zoo": 184, "nb-lata_learning": 860, "nb-lata_forgetting": 140, "nb-m3": 587,
+             "nb-ptm": 152, "nb-taujp": 289, "nb-taujp_text": 279, "nb-taujp_beyond": 65, "nb-performance": 10,
+             "html": 11}
 
 
 def check_graph(stages: list[Stage]) -> None:
