@@ -126,6 +126,33 @@ def test_sampling_is_seeded_and_has_a_fixed_length(base):
         neg.samples(1.0, X.PREFIX, 2, 0, seed=0)
 
 
+def test_a_sample_does_not_depend_on_how_many_are_drawn(base):
+    """θ0's 1000 samples and a method's 200 are paired item by item: sample i is the same in both runs."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tok = AutoModelForCausalLM.from_pretrained(base).eval(), AutoTokenizer.from_pretrained(base)
+    neg = N.LMNegation(model, tok, None, linear=False)
+    words = X.LEXICON
+    many, q_many = neg.generate(0.0, X.PREFIX, 7, 6, seed=3, words=words, scored=2)
+    few, q_few = neg.generate(0.0, X.PREFIX, 3, 6, seed=3, words=words, scored=2)
+    assert many[:3] == few               # the same tokens; the hazards up to the batched forward's last bits
+    assert torch.allclose(torch.tensor(q_many), torch.tensor(q_few), rtol=1e-5, atol=0)
+
+
+def test_inverse_cdf_draws_each_token_with_its_probability():
+    from reprolib.evals.sampling import inverse_cdf, sample_uniforms
+
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3]], dtype=torch.float64)
+    at = lambda u: int(inverse_cdf(probs, torch.tensor([u], dtype=torch.float64)))   # noqa: E731
+    assert (at(0.0), at(0.0999), at(0.1), at(0.6999), at(0.7), at(0.999999)) == (0, 0, 2, 2, 3, 3)   # token 1 never
+    u = sample_uniforms(11, 1, 40_000)[0]
+    drawn = inverse_cdf(probs.expand(len(u), 4), u).squeeze(1)
+    freq = torch.bincount(drawn, minlength=4).double() / len(u)
+    assert freq[1] == 0 and torch.allclose(freq, probs[0], atol=0.01)
+    assert torch.equal(sample_uniforms(11, 3, 5)[:2], sample_uniforms(11, 2, 5))       # row i from (seed, i) alone
+    assert not torch.equal(sample_uniforms(11, 1, 5), sample_uniforms(12, 1, 5))
+
+
 # ----------------------------------------------------------------------------- fine-tuning and vectors
 
 

@@ -352,6 +352,23 @@ def claims(ch, evidence: dict, runs) -> list[dict]:
     return rows
 
 
+def near_theta0(table1, methods=(("nonlinear", "non-linear FT", "α"), ("ties", "TIES", "λ"))) -> str:
+    """How close the grid-tuned non-linear FT and TIES stay to θ0, from each seed's chosen coefficient
+    (Table 1's rows): 'is θ0 itself' only where every seed chose 0."""
+    pre = table1[table1["method"] == "pretrained"]["abs"].mean()
+    parts = []
+    for method, label, symbol in methods:
+        tuned = table1[(table1["method"] == method) & (table1["coef"] == "grid")]
+        alphas, acc = tuned["alpha"].astype(float), tuned["abs"].mean()
+        if (alphas == 0).all():
+            parts.append(f"{label} chose {symbol} = 0 on every seed, so it is θ0 itself ({acc:.1f} %)")
+        elif alphas.min() == alphas.max():
+            parts.append(f"{label} chose {symbol} = {alphas.min():.2f} on every seed and reaches {acc:.1f} %")
+        else:
+            parts.append(f"{label} chose {symbol} from {alphas.min():.2f} to {alphas.max():.2f} and reaches {acc:.1f} %")
+    return f"Against θ0's {pre:.1f} %, {'; '.join(parts)}."
+
+
 def reading(ch, rows: list[dict], evidence: dict, runs) -> dict:
     counts = pages.claim_counts(rows)
     t1 = _seed_mean(evidence["table1"].rows, ["method", "coef"], ["abs", "norm", "alpha"]).set_index(["method", "coef"])
@@ -373,6 +390,7 @@ def reading(ch, rows: list[dict], evidence: dict, runs) -> dict:
               "alpha_nonlinear": t1.loc[("nonlinear", "grid"), "alpha"], "alpha_linear": t1.loc[("linear", "grid"), "alpha"],
               "alpha_ties": t1.loc[("ties", "grid"), "alpha"], "alpha_ours": t1.loc[("ours", "grid"), "alpha"],
               "nonlinear_abs_grid": t1.loc[("nonlinear", "grid"), "abs"], "ties_abs_grid": t1.loc[("ties", "grid"), "abs"],
+              "near_theta0": near_theta0(evidence["table1"].rows),
               "control_pre": evidence["table2"].rows.query("method == 'pretrained'")["cont"].mean(),
               "grid_add": grid_text(runs.settings.addition_grid), "grid_neg": grid_text(runs.settings.negation_grid),
               "ties_top": f"{runs.settings.ties_density:.0%}",

@@ -10,7 +10,11 @@ step. (``tests/test_text_toxicity.py`` holds it equal to :func:`reprolib.taujp.j
 sequence.)
 
 Sampling: temperature ``temperature`` over the full vocabulary (no top-k / top-p), a fixed number of
-new tokens, a ``torch.Generator`` seeded by ``seed``; the same arguments give the same tokens.
+new tokens, by inverse CDF from uniforms drawn per sample: sample i's uniforms come from its own
+``torch.Generator`` seeded by (``seed``, i), so a sample does not depend on how many are drawn beside
+it: the first 200 of 1000 samples are the 200 samples of a run of 200, which pairs them item by item
+across models. (Their hazards agree up to the last bits of the batched forward, and a token whose
+uniform falls within those bits of a boundary could differ.) The same arguments give the same tokens.
 
 **Next-word hazard** (:func:`sample_scored`, for the average toxic score of
 ``reprolib.evals.toxicity``): along each sampled path, at every step t, the exact probability q_t
@@ -176,6 +180,20 @@ def sample(step: StepLogits, prompt_ids: Sequence[int], n: int, new_tokens: int,
 
 
 @torch.no_grad()
+def sample_uniforms(seed: int, n: int, steps: int) -> Tensor:
+    """(n, steps) uniforms in [0, 1), float64; row i from a generator seeded by (``seed``, i) alone."""
+    rows = [torch.rand(steps, dtype=torch.float64, generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
+            for i in range(n)]
+    return torch.stack(rows)
+
+
+def inverse_cdf(probs: Tensor, u: Tensor) -> Tensor:
+    """(n, 1) token ids: per row, the first token whose cumulative probability exceeds u · total (the
+    total, 1 up to rounding, keeps the threshold inside the row, so the token drawn has probability > 0)."""
+    cdf = torch.cumsum(probs, dim=-1)
+    return torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True)
+
+
 def sample_scored(step: StepLogits, prompt_ids: Sequence[int], n: int, new_tokens: int, seed: int,
                   temperature: float = 1.0, trie: WordTrie | None = None, scored: int = 0) -> tuple[Tensor, Tensor]:
     """(tokens (n, new_tokens), q (scored, new_tokens)): ``n`` continuations of ``prompt_ids``, and for
@@ -186,16 +204,16 @@ def sample_scored(step: StepLogits, prompt_ids: Sequence[int], n: int, new_token
         raise ValueError(f"sample: n = {n} and new_tokens = {new_tokens} must be ≥ 1 and temperature = {temperature} > 0")
     if not 0 <= scored <= n or (scored and trie is None):
         raise ValueError(f"sample: 'scored' = {scored} must be in [0, n = {n}] (and > 0 only with a trie)")
-    generator = torch.Generator().manual_seed(seed)
+    uniforms = sample_uniforms(seed, n, new_tokens)
     step.reset()
     ids = torch.tensor([list(prompt_ids)] * n, dtype=torch.long)
     out, hazards = [], []
     with fwAD.dual_level():
-        for _ in range(new_tokens):
+        for t in range(new_tokens):
             logits = step(ids)
             if scored:
                 hazards.append(step.hazard(logits, trie, scored, temperature))
-            probs = torch.softmax(logits / temperature, dim=-1)
-            ids = torch.multinomial(probs, 1, generator=generator)
+            probs = torch.softmax(logits.detach().double() / temperature, dim=-1)
+            ids = inverse_cdf(probs, uniforms[:, t])
             out.append(ids)
     return torch.cat(out, dim=1), (torch.stack(hazards, 1) if scored else torch.zeros(0, new_tokens))

@@ -52,7 +52,7 @@ REGIME = {"nonlinear": "nonlinear", "linear": "linear", "ties": "nonlinear", "ou
 LINEARISED = ("linear", "ours")
 NEGATION_GRID = tuple(round(0.1 * i, 1) for i in range(31))      # B.2: α ∈ {0.0, 0.1, …, 3.0}
 VERSION = 1               # bump when fine-tuning changes what it computes (rebuilds every task vector)
-RUNS_VERSION = 3          # bump when what a seed's evaluation holds changes (invalidates cached results)
+RUNS_VERSION = 4          # bump when what a seed's evaluation holds changes (invalidates cached results)
 
 
 @dataclass(frozen=True)
