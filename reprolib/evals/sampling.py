@@ -179,7 +179,6 @@ def sample(step: StepLogits, prompt_ids: Sequence[int], n: int, new_tokens: int,
     return sample_scored(step, prompt_ids, n, new_tokens, seed, temperature)[0]
 
 
-@torch.no_grad()
 def sample_uniforms(seed: int, n: int, steps: int) -> Tensor:
     """(n, steps) uniforms in [0, 1), float64; row i from a generator seeded by (``seed``, i) alone."""
     rows = [torch.rand(steps, dtype=torch.float64, generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
@@ -194,6 +193,7 @@ def inverse_cdf(probs: Tensor, u: Tensor) -> Tensor:
     return torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True)
 
 
+@torch.no_grad()
 def sample_scored(step: StepLogits, prompt_ids: Sequence[int], n: int, new_tokens: int, seed: int,
                   temperature: float = 1.0, trie: WordTrie | None = None, scored: int = 0) -> tuple[Tensor, Tensor]:
     """(tokens (n, new_tokens), q (scored, new_tokens)): ``n`` continuations of ``prompt_ids``, and for
