@@ -450,8 +450,9 @@ def reps_for(size_gb: float, args) -> int:
 
 def machine_info(mk: dict) -> dict:
     import torch
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    from reprolib.io import cpu_model
+
+    cpu = cpu_model()
     mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                if line.startswith("MemTotal"))
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()

@@ -701,19 +701,23 @@ def checkpoint_hashes(ckpt: Checkpoint) -> dict[str, str]:
     return hashes
 
 
-def machine() -> dict:
-    """The hardware this process computes on: CPU model, the CPU kernel level torch dispatches to
-    (e.g. AVX2, AVX512), cores, and the GPU when torch sees one. Trained bytes can depend on the kernel
-    level (float reductions are split differently), so every training record and summary keeps it."""
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows of it."""
     import platform
 
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
-        pass
-    out = {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count()}
+        return cpu
+
+
+def machine() -> dict:
+    """The hardware this process computes on: CPU model, the CPU kernel level torch dispatches to
+    (e.g. AVX2, AVX512), cores, and the GPU when torch sees one. Trained bytes can depend on the kernel
+    level (float reductions are split differently), so every training record and summary keeps it."""
+    out = {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count()}
     if torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name(0)
     return out

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -191,13 +190,9 @@ TIMED = {"linear": ("linear", "cyclical", True), "ours": ("linear_taujp", "cycli
 
 def machine() -> str:
     """This machine in words (CPU model, cores, PyTorch threads), for the page."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return (f"{model}, {os.cpu_count()} logical cores, PyTorch {torch.__version__} on CPU with "
+    from reprolib.io import cpu_model
+
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores, PyTorch {torch.__version__} on CPU with "
             f"{torch.get_num_threads()} threads")
 
 
